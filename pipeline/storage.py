@@ -1,0 +1,166 @@
+"""Atomic Parquet publication and strict reading.
+
+A table is published by writing a temporary file in the destination directory and renaming it
+over the old one (``os.replace`` is atomic on POSIX within one file system), so a reader sees
+either the previous table or the new one, never a partial file, and a killed run leaves the
+previous table in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = [
+    "MissingTableError",
+    "ParquetSink",
+    "iter_batches",
+    "read_table",
+    "remove_stale_temporaries",
+    "table_path",
+    "write_table",
+]
+
+log = logging.getLogger(__name__)
+
+_TMP_PREFIX = ".tmp-"
+# Row groups sized for analysts' engines (DuckDB, Spark) and for bounded memory when streaming.
+ROW_GROUP_SIZE = 50_000
+
+
+class MissingTableError(FileNotFoundError):
+    """Raised when an upstream table has not been materialized yet."""
+
+
+def table_path(base_dir: str | os.PathLike[str], name: str) -> Path:
+    """Return ``<base_dir>/<name>.parquet``."""
+    return Path(base_dir) / f"{name}.parquet"
+
+
+def write_table(table: pa.Table, path: str | os.PathLike[str]) -> Path:
+    """Write ``table`` to ``path`` atomically and return the path.
+
+    Args:
+        table: The table; its schema is written as is (callers cast to the contract schema).
+        path: Destination file; its directory is created if needed.
+    """
+    with ParquetSink(path, table.schema) as sink:
+        sink.write(table)
+    return Path(path)
+
+
+class ParquetSink(contextlib.AbstractContextManager["ParquetSink"]):
+    """Stream record batches into a Parquet file that appears atomically on success.
+
+    On an exception inside the ``with`` block the temporary file is removed and the previous
+    file (if any) is untouched.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], schema: pa.Schema) -> None:
+        """Store the destination and schema; the file is opened on ``__enter__``."""
+        self.path = Path(path)
+        self.schema = schema
+        self.num_rows = 0
+        self._tmp: Path | None = None
+        self._writer: pq.ParquetWriter | None = None
+
+    def __enter__(self) -> ParquetSink:
+        """Open a temporary file next to the destination."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{self.path.name}.", dir=self.path.parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._writer = pq.ParquetWriter(
+            self._tmp, self.schema, compression="zstd", write_statistics=True
+        )
+        return self
+
+    def write(self, data: pa.Table | pa.RecordBatch) -> None:
+        """Append rows; they must match the sink's schema."""
+        assert self._writer is not None, "use ParquetSink as a context manager"
+        table = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
+        if not table.schema.equals(self.schema):
+            table = table.cast(self.schema)
+        self._writer.write_table(table, row_group_size=ROW_GROUP_SIZE)
+        self.num_rows += table.num_rows
+
+    def write_all(self, batches: Iterable[pa.Table | pa.RecordBatch]) -> None:
+        """Append every batch of an iterable."""
+        for batch in batches:
+            self.write(batch)
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        """Publish on success; discard the temporary file on failure."""
+        assert self._writer is not None and self._tmp is not None
+        try:
+            self._writer.close()
+            if exc_type is None:
+                with open(self._tmp, "rb") as fh:
+                    os.fsync(fh.fileno())
+                # mkstemp creates 0600 files; published tables are for every analyst to read.
+                os.chmod(self._tmp, 0o644)
+                os.replace(self._tmp, self.path)
+                _fsync_dir(self.path.parent)
+                log.debug("published %s (%d rows)", self.path, self.num_rows)
+        finally:
+            if self._tmp.exists():
+                self._tmp.unlink()
+
+
+def read_table(
+    path: str | os.PathLike[str], schema: pa.Schema | None = None, columns: list[str] | None = None
+) -> pa.Table:
+    """Read a published table, raising :class:`MissingTableError` if it does not exist.
+
+    Args:
+        path: The ``.parquet`` file.
+        schema: If given, the table is cast to it (and must contain its columns).
+        columns: Optional subset of columns to read.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise MissingTableError(
+            f"table {p.name!r} not found at {p}: materialize its asset first "
+            "(for example with `make run`)"
+        )
+    table = pq.read_table(p, columns=columns)
+    if schema is not None and columns is None:
+        table = table.select(schema.names).cast(schema)
+    return table
+
+
+def iter_batches(
+    path: str | os.PathLike[str], batch_size: int = ROW_GROUP_SIZE
+) -> Iterator[pa.RecordBatch]:
+    """Yield record batches of a published table without loading it whole."""
+    p = Path(path)
+    if not p.exists():
+        raise MissingTableError(f"table {p.name!r} not found at {p}")
+    yield from pq.ParquetFile(p).iter_batches(batch_size=batch_size)
+
+
+def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
+    """Delete temporary files left by killed runs; return what was removed."""
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    stale = sorted(d.glob(f"{_TMP_PREFIX}*"))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable across a power loss, not just the file contents.
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
