@@ -1,0 +1,1 @@
+"""docthemes Dagster layer: assets, resources, IO manager and Definitions over `pipeline`."""
