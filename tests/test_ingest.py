@@ -1,0 +1,224 @@
+"""Ingestion: every file becomes a document, a reject with a reason, or a duplicate."""
+
+import datetime as dt
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from pipeline.ingest import (
+    IngestConfig,
+    RawDirError,
+    decode_bytes,
+    extract_metadata,
+    find_near_duplicates,
+    ingest_directory,
+    normalize_text,
+)
+from tests.torture import Appender, build_torture_folder
+
+AS_ROOT = os.geteuid() == 0
+
+
+def outcomes(result):
+    out = {d["source_path"]: "document" for d in result.documents}
+    out.update({r["source_path"]: r["reason"] for r in result.rejected})
+    out.update({d["source_path"]: "duplicate" for d in result.duplicates})
+    return out
+
+
+def test_torture_folder_accounts_for_every_file(tmp_path, seed_dir):
+    # The core promise: nothing is lost, nothing crashes, each file has exactly one outcome.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    expect = build_torture_folder(seed_dir, outside)
+    if AS_ROOT:  # root reads mode-000 files; the OS error path is covered by the next test
+        expect["bad/unreadable.txt"] = "document"
+    for seed in ("000_1310cc5b051dc124.txt", "004_eb89798d04983a40.txt"):
+        expect[seed] = "document"
+    with Appender(seed_dir / "growing.txt"):
+        result = ingest_directory(seed_dir, IngestConfig(max_bytes=5_000_000))
+    got = outcomes(result)
+    listed = (
+        [d["source_path"] for d in result.documents]
+        + [r["source_path"] for r in result.rejected]
+        + [d["source_path"] for d in result.duplicates]
+    )
+    assert len(listed) == len(set(listed)), "a file appears twice"
+    assert got.pop("growing.txt") in {"unstable", "document"}
+    assert got == expect
+    assert len(expect) >= 20 + 2
+
+
+def test_unreadable_file_reports_os_error(tmp_path, monkeypatch):
+    # Root ignores file modes, so simulate the OS refusing the read.
+    (tmp_path / "a.txt").write_text("Readable.")
+    (tmp_path / "b.txt").write_text("Refused.")
+    real_open = open
+
+    def fake_open(path, *args, **kwargs):
+        if str(path).endswith("b.txt"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", fake_open)
+    result = ingest_directory(tmp_path)
+    (reject,) = result.rejected
+    assert reject["reason"] == "unreadable" and "Permission denied" in reject["detail"]
+    assert [d["source_path"] for d in result.documents] == ["a.txt"]
+
+
+def test_encodings_are_recorded(tmp_path):
+    expect = build_torture_folder(tmp_path / "raw", _mkdir(tmp_path / "outside"))
+    result = ingest_directory(tmp_path / "raw")
+    enc = {d["source_path"]: d["encoding"] for d in result.documents}
+    assert enc["good/utf8.txt"] == "utf-8"
+    assert enc["good/utf8_bom.txt"] == "utf-8-sig"
+    assert enc["good/utf16.txt"] == "utf-16-le"
+    assert enc["good/cp1252.txt"] == "cp1252"
+    assert enc["good/mixed.txt"] == "utf-8+cp1252"
+    texts = {d["source_path"]: d["text"] for d in result.documents}
+    assert "“plan” costs €5 million — said" in texts["good/cp1252.txt"]
+    assert "A café in Paris.\nLe résumé du ministre." in texts["good/mixed.txt"]
+    assert texts["good/crlf.txt"] == "CRLF Article\n\nLines end in CRLF here.\nAnd here too."
+    assert texts["good/zero_width.txt"] == "ZeroWidth Text\n\nHidden joiners removed."
+    assert expect["good/utf8.txt"] == "document"
+
+
+def test_decode_refuses_rather_than_mangles():
+    with pytest.raises(Exception, match="NUL"):
+        decode_bytes(b"abc\x00def")
+    with pytest.raises(Exception, match="gzip"):
+        decode_bytes(b"\x1f\x8b\x08\x00rest")
+    with pytest.raises(Exception) as err:
+        decode_bytes(bytes(range(0x80, 0x100)) * 8)
+    assert getattr(err.value, "reason", None) == "undecodable"
+    assert decode_bytes("naïve".encode("latin-1")) == ("cp1252", "naïve")
+
+
+def test_normalize_text_keeps_offsets_honest():
+    raw = "Cafe\u0301\r\nline\u200b two\x00\rthree \t\n\n"
+    assert normalize_text(raw) == "Café\nline two\nthree"
+
+
+def test_duplicates_keep_the_first_path(tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"Same story.\n")
+    (tmp_path / "b.txt").write_bytes(b"Same story.\n")
+    (tmp_path / "c.txt").write_bytes(b"Same story.\r\n")
+    result = ingest_directory(tmp_path)
+    assert [d["source_path"] for d in result.documents] == ["a.txt"]
+    kinds = {d["source_path"]: (d["kind"], d["duplicate_of"]) for d in result.duplicates}
+    assert kinds == {"b.txt": ("identical_bytes", "a.txt"), "c.txt": ("identical_text", "a.txt")}
+    assert result.outcome_counts() == {"documents": 1, "duplicates": 2}
+
+
+def test_near_duplicates_are_flagged(tmp_path):
+    words = [f"w{i}" for i in range(400)]
+    base = " ".join(words) + "."
+    edited = " ".join(words[:200] + ["changed"] + words[201:]) + "."
+    (tmp_path / "a.txt").write_text(base)
+    (tmp_path / "b.txt").write_text(edited)
+    (tmp_path / "c.txt").write_text(" ".join(reversed(words)) + ".")
+    docs = {d["source_path"]: d for d in ingest_directory(tmp_path).documents}
+    assert docs["b.txt"]["near_duplicate_of"] == docs["a.txt"]["doc_id"]
+    assert docs["b.txt"]["near_duplicate_jaccard"] >= 0.9
+    assert docs["a.txt"]["near_duplicate_of"] is None
+    assert docs["c.txt"]["near_duplicate_of"] is None
+
+
+def test_find_near_duplicates_threshold():
+    text = " ".join(f"t{i}" for i in range(100))
+    found = find_near_duplicates([("a", text), ("b", text + " extra")], 0.9)
+    assert found["b"][0] == "a" and found["b"][1] == pytest.approx(96 / 97, abs=1e-3)
+    assert find_near_duplicates([("a", text), ("b", "something else entirely here now")], 0.9) == {}
+
+
+def test_changed_file_gets_a_new_doc_id(tmp_path):
+    f = tmp_path / "a.txt"
+    f.write_text("First version.")
+    first = ingest_directory(tmp_path).documents[0]["doc_id"]
+    f.write_text("Second version.")
+    second = ingest_directory(tmp_path).documents[0]["doc_id"]
+    assert first != second
+    f.write_text("First version.")
+    assert ingest_directory(tmp_path).documents[0]["doc_id"] == first  # id comes from content
+
+
+def test_metadata():
+    text = (
+        "Kremlin Courts New Partners\n"
+        "MOSCOW (Reuters) - Russia signed a gas deal on 12 March 2024, officials said.\n"
+        "Pipelines Ahead\n"
+        "The pipeline opens next year.\n"
+        "Reporting by Jane Doe; Editing by John Roe"
+    )
+    meta = extract_metadata(text)
+    assert meta["title"] == "Kremlin Courts New Partners"
+    assert meta["headings"] == ["Pipelines Ahead"]
+    assert (
+        meta["source_attribution"] == "Reuters (MOSCOW)\nReporting by Jane Doe; Editing by John Roe"
+    )
+    assert meta["published_date"] == dt.date(2024, 3, 12)
+    assert extract_metadata("No date here. Just text.")["published_date"] is None
+    assert extract_metadata("Published 2023-02-30 is not a date.")["published_date"] is None
+
+
+def test_document_row_fields(seed_dir):
+    doc = ingest_directory(seed_dir).documents[0]
+    assert doc["source_path"] == "000_1310cc5b051dc124.txt"
+    assert doc["title"] is None  # the seed opens with a sentence, not a headline
+    assert (
+        doc["source_attribution"] == "Source: Official Russian Ministry of Foreign Affairs website."
+    )
+    assert doc["headings"][0] == "Strained Ties with Traditional Allies"
+    assert doc["n_chars"] == len(doc["text"])
+    assert len(doc["content_sha256"]) == 64
+    assert Path(doc["ingested_from"]).is_absolute()
+    assert doc["mtime"].tzinfo is not None
+
+
+def test_order_is_deterministic(tmp_path):
+    for name in ["b/z.txt", "a.txt", "b/a.txt", "c.txt"]:
+        p = tmp_path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(f"Article {name}.")
+    assert [d["source_path"] for d in ingest_directory(tmp_path).documents] == [
+        "a.txt",
+        "b/a.txt",
+        "b/z.txt",
+        "c.txt",
+    ]
+
+
+def test_missing_raw_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(RawDirError, match="does not exist"):
+        ingest_directory(tmp_path / "nope")
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="max_bytes must be positive"):
+        IngestConfig(max_bytes=0)
+    with pytest.raises(LookupError):
+        IngestConfig(legacy_encodings=("no-such-codec",))
+
+
+def test_configurable_extensions(tmp_path):
+    (tmp_path / "a.md").write_text("Markdown article.")
+    assert ingest_directory(tmp_path, IngestConfig(extensions=(".md",))).documents
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir()
+    return p
+
+
+def test_symlink_inside_root_is_not_double_counted(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "a.txt").write_text("Article.")
+    os.symlink(tmp_path / "real", tmp_path / "alias")
+    os.symlink(tmp_path / "real" / "a.txt", tmp_path / "link.txt")
+    result = ingest_directory(tmp_path)
+    assert Counter(outcomes(result).values()) == Counter({"document": 1, "duplicate": 1})
+    shutil.rmtree(tmp_path / "real")

@@ -1,0 +1,59 @@
+"""Atomic Parquet publication: readers never see a partial table."""
+
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.schemas import SCHEMAS, to_table
+from pipeline.storage import (
+    MissingTableError,
+    ParquetSink,
+    read_table,
+    remove_stale_temporaries,
+    write_table,
+)
+
+
+def table(n):
+    return pa.table({"x": pa.array(range(n), pa.int64())})
+
+
+def test_write_and_read(tmp_path):
+    path = write_table(table(3), tmp_path / "t.parquet")
+    assert read_table(path).column("x").to_pylist() == [0, 1, 2]
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+    assert os.listdir(tmp_path) == ["t.parquet"]
+
+
+def test_failure_mid_write_keeps_previous_table(tmp_path):
+    path = write_table(table(2), tmp_path / "t.parquet")
+    with pytest.raises(RuntimeError), ParquetSink(path, table(0).schema) as sink:
+        sink.write(table(5))
+        raise RuntimeError("killed mid-write")
+    assert read_table(path).num_rows == 2
+    assert os.listdir(tmp_path) == ["t.parquet"]
+
+
+def test_stale_temporaries_are_cleaned(tmp_path):
+    (tmp_path / ".tmp-t.parquet.abc").write_bytes(b"partial")
+    assert [p.name for p in remove_stale_temporaries(tmp_path)] == [".tmp-t.parquet.abc"]
+
+
+def test_missing_table_raises(tmp_path):
+    with pytest.raises(MissingTableError, match="materialize"):
+        read_table(tmp_path / "nothing.parquet")
+
+
+def test_streaming_writes_row_groups(tmp_path):
+    with ParquetSink(tmp_path / "s.parquet", table(0).schema) as sink:
+        for _ in range(3):
+            sink.write(table(10))
+    meta = pq.ParquetFile(tmp_path / "s.parquet").metadata
+    assert meta.num_rows == 30 and meta.num_row_groups == 3
+
+
+def test_empty_tables_keep_their_schema(tmp_path):
+    path = write_table(to_table([], SCHEMAS["claims"]), tmp_path / "claims.parquet")
+    assert read_table(path).schema.equals(SCHEMAS["claims"])
