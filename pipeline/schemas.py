@@ -188,7 +188,8 @@ def render_markdown() -> str:
     schemas = {**SCHEMAS, "claim_embeddings": embeddings_schema(384)}
     for name, schema in schemas.items():
         desc = (schema.metadata or {}).get(b"docthemes.description", b"").decode()
-        lines += [f"### `{name}`", "", desc, "", "| column | type | null | meaning |", "|---|---|---|---|"]
+        lines += [f"### `{name}`", "", desc, ""]
+        lines += ["| column | type | null | meaning |", "|---|---|---|---|"]
         for f in schema:
             doc = (f.metadata or {}).get(b"description", b"").decode()
             lines.append(f"| `{f.name}` | `{f.type}` | {'yes' if f.nullable else 'no'} | {doc} |")
