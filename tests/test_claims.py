@@ -18,6 +18,7 @@ def claim_texts(text):
 
 
 def test_headings_attribution_and_questions_are_segments_not_claims():
+    # They are kept (nothing of the text is lost) but are not checkable statements.
     text = (
         "Strained Ties with Traditional Allies\n\n"
         "Russia faces isolation. Will it last?\n"
@@ -35,6 +36,7 @@ def test_headings_attribution_and_questions_are_segments_not_claims():
 
 
 def test_offsets_index_the_text_exactly():
+    # Analysts cite claims by span; a split claim must still index the document text exactly.
     text = "  Pipelines ensure supplies, while Beijing secures resources for its economy.\n"
     for row in extract_claims("d1", text).claims:
         assert text[row["char_start"] : row["char_end"]] == row["text"]
@@ -64,6 +66,7 @@ def test_offsets_index_the_text_exactly():
     ],
 )
 def test_split_compound(sentence, parts):
+    # One claim = one checkable statement; each case says why it splits or not.
     spans = split_compound(sentence, 0, len(sentence))
     assert len(spans) == parts, [sentence[a:b] for a, b in spans]
     for a, b in spans:
@@ -71,6 +74,7 @@ def test_split_compound(sentence, parts):
 
 
 def test_claim_ids_are_stable_and_positional():
+    # Ids join tables across nights: same text at the same place in the same doc, same id.
     text = "Russia sells oil. Russia sells oil."
     first = extract_claims("d1", text).claims
     again = extract_claims("d1", text).claims
@@ -81,6 +85,7 @@ def test_claim_ids_are_stable_and_positional():
 
 
 def test_hedging():
+    # Analysts separate assertions from speculation.
     assert is_hedged("The era of Western dominance may be fading.")
     assert is_hedged("Support now appears to be waning.")
     assert is_hedged("The deal is likely to be signed.")
@@ -103,16 +108,19 @@ def test_hedging():
     ],
 )
 def test_attribution(text, who):
+    # Who says a claim matters as much as the claim; pronouns are never speakers.
     assert detect_attribution(text) == who
 
 
 def test_quotes():
+    # Direct quotations are the speaker's words; scare quotes around one word are not.
     assert is_quote('"We will not back down," the minister said.')
     assert is_quote("He called it “a strategic partnership without limits”.")
     assert not is_quote('The so-called "axis" grew.')
 
 
 def test_entities_are_normalised():
+    # Counting "Russia" must include Moscow, the Kremlin and Putin.
     gaz = load_gazetteer()
     text = "Moscow and the Kremlin courted Beijing, while Xi met NATO and the IMF in the U.S."
     assert find_entities(text, gaz) == ["China", "IMF", "NATO", "Russia", "United States"]
@@ -123,6 +131,7 @@ def test_entities_are_normalised():
 
 
 def test_claim_rows_carry_attributes():
+    # The attributes reach the claims table, not just the helper functions.
     (row,) = extract_claims("d1", "Analysts say Moscow may lose influence.").claims
     assert row["is_hedged"] and row["attributed_to"] == "Analysts"
     assert row["entities"] == ["Russia"] and row["sentence_id"] and row["paragraph"] == 0
