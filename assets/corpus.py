@@ -5,12 +5,12 @@ from collections.abc import Iterator
 import dagster as dg
 import pyarrow as pa
 
-from assets.resources import PipelineSettings
-from pipeline.claims import extract_corpus
-from pipeline.ingest import ingest_directory
-from pipeline.schemas import SCHEMAS, TABLE_DESCRIPTIONS, to_table
+from assets.resources import PipelineSettings, RunLockResource
+from pipeline.corpus import CORPUS_TABLES, PreviousCorpus, build_corpus, state_key
+from pipeline.schemas import TABLE_DESCRIPTIONS
 
-CORPUS_TABLES = ("documents", "rejected_files", "duplicates", "segments", "claims")
+# Transient I/O errors (network file systems, a disk briefly full) deserve another try.
+IO_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
 
 
 @dg.multi_asset(
@@ -18,24 +18,38 @@ CORPUS_TABLES = ("documents", "rejected_files", "duplicates", "segments", "claim
         name: dg.AssetOut(description=TABLE_DESCRIPTIONS[name], group_name="corpus")
         for name in CORPUS_TABLES
     },
+    retry_policy=IO_RETRY,
 )
 def corpus(
-    context: dg.AssetExecutionContext, settings: PipelineSettings
+    context: dg.AssetExecutionContext, settings: PipelineSettings, run_lock: RunLockResource
 ) -> Iterator[dg.Output[pa.Table]]:
-    """Read the raw dir; every file becomes a document, a reject or a duplicate."""
-    result = ingest_directory(settings.raw_dir, settings.ingest_config())
-    parts = extract_corpus(result.documents, max_chars=settings.max_sentence_chars)
-    rows = {
-        "documents": result.documents,
-        "rejected_files": result.rejected,
-        "duplicates": result.duplicates,
-        "segments": parts.segments,
-        "claims": parts.claims,
+    """Read the raw dir; every file becomes a document, a reject or a duplicate.
+
+    Unchanged files and already-split documents are reused from the last published run.
+    """
+    key = state_key(settings.ingest_config(), settings.max_sentence_chars)
+    previous = (
+        None
+        if settings.full_refresh
+        else PreviousCorpus.from_tables(
+            {name: settings.store.previous(name) for name in CORPUS_TABLES}, key
+        )
+    )
+    built = build_corpus(
+        settings.raw_dir,
+        settings.ingest_config(),
+        max_sentence_chars=settings.max_sentence_chars,
+        previous=previous,
+    )
+    work = {
+        "files_read": built.ingest.n_read,
+        "files_reused": built.ingest.n_reused,
+        "documents_split": built.docs_split,
+        "documents_reused": built.docs_reused,
+        **{f"files_{k}": v for k, v in built.ingest.outcome_counts().items()},
     }
-    counts = {f"files_{k}": v for k, v in result.outcome_counts().items()}
+    context.log.info(f"corpus: {work}")
     for name in CORPUS_TABLES:
         yield dg.Output(
-            to_table(rows[name], SCHEMAS[name]),
-            output_name=name,
-            metadata=counts if name == "documents" else None,
+            built.tables[name], output_name=name, metadata=work if name == "documents" else None
         )

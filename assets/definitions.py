@@ -1,42 +1,45 @@
-"""The docthemes code location: assets, resources and the executor."""
-
-from __future__ import annotations
-
-import os
+"""The docthemes code location: assets, checks, resources, jobs, schedule and sensor."""
 
 import dagster as dg
 
+from assets.automation import nightly_schedule, raw_dir_sensor
+from assets.checks import ALL_CHECKS
 from assets.corpus import corpus
 from assets.embeddings import claim_embeddings
 from assets.io_manager import ParquetIOManager
-from assets.resources import embedder_from_env, settings_from_env
+from assets.jobs import docthemes_job
+from assets.resources import (
+    RunLockResource,
+    embedder_from_env,
+    processed_dir_from_env,
+    settings_from_env,
+)
+from assets.runs import runs
 from assets.themes import theme_tables
 
-ALL_ASSETS = [corpus, claim_embeddings, theme_tables]
+ALL_ASSETS = [corpus, claim_embeddings, theme_tables, runs]
 
-all_assets_job = dg.define_asset_job(
-    "docthemes_job", selection=dg.AssetSelection.all(), description="Materialize every table."
+
+def build_resources(processed_dir: str | None = None) -> dict[str, object]:
+    """Resources from DOCTHEMES_* environment variables (see docs/configuration.md)."""
+    out = processed_dir or processed_dir_from_env()
+    settings = settings_from_env().model_copy(update={"processed_dir": out})
+    return {
+        "io_manager": ParquetIOManager(base_dir=out),
+        "settings": settings,
+        "embedder": embedder_from_env(),
+        "run_lock": RunLockResource(processed_dir=out),
+    }
+
+
+defs = dg.Definitions(
+    assets=ALL_ASSETS,
+    asset_checks=ALL_CHECKS,
+    jobs=[docthemes_job],
+    schedules=[nightly_schedule],
+    sensors=[raw_dir_sensor],
+    resources=build_resources(),
+    # One process for the whole run: the multiprocess default re-imports torch and reloads the
+    # model in every step's subprocess, and the run lock is held by this one process.
+    executor=dg.in_process_executor,
 )
-
-
-def build_definitions(processed_dir: str | None = None) -> dg.Definitions:
-    """Definitions reading DOCTHEMES_* environment variables (see docs/configuration.md)."""
-    return dg.Definitions(
-        assets=ALL_ASSETS,
-        jobs=[all_assets_job],
-        resources={
-            "io_manager": ParquetIOManager(
-                base_dir=processed_dir
-                or os.environ.get("DOCTHEMES_PROCESSED_DIR")
-                or "data/processed"
-            ),
-            "settings": settings_from_env(),
-            "embedder": embedder_from_env(),
-        },
-        # One process for the whole run: the multiprocess default re-imports torch and reloads
-        # the model in every step's subprocess, which costs more than the steps themselves.
-        executor=dg.in_process_executor,
-    )
-
-
-defs = build_definitions()

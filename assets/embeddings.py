@@ -1,20 +1,37 @@
-"""Embedding asset: one L2-normalised vector per claim."""
+"""Embedding asset: one L2-normalised vector per claim, computed once per distinct text."""
 
 import dagster as dg
+import numpy as np
 import pyarrow as pa
 
-from assets.resources import EmbedderResource
-from pipeline.embed import embeddings_table
+from assets.corpus import IO_RETRY
+from assets.resources import EmbedderResource, PipelineSettings
+from pipeline.embed import EmbeddingCache, embed_with_cache, embeddings_table
+
+CACHE_DIR = "_cache/embeddings"  # under the output dir; "_" hides it from dataset readers
 
 
 @dg.asset(
     group_name="embeddings",
     description="One L2-normalised embedding per claim (claim_id, embedding, model).",
+    retry_policy=IO_RETRY,
 )
 def claim_embeddings(
-    context: dg.AssetExecutionContext, claims: pa.Table, embedder: EmbedderResource
+    context: dg.AssetExecutionContext,
+    claims: pa.Table,
+    embedder: EmbedderResource,
+    settings: PipelineSettings,
 ) -> pa.Table:
-    """Embed every claim's text with the configured model."""
-    vectors = embedder.embed(claims.column("text").to_pylist())
-    context.add_output_metadata({"model": embedder.model_name, "dimension": vectors.shape[1]})
+    """Embed the claims, taking every text already embedded by this model from the cache."""
+    cache = EmbeddingCache(settings.store.base_dir / CACHE_DIR, embedder.cache_key)
+    if settings.full_refresh:
+        cache.compact(keep=set())
+    result = embed_with_cache(
+        claims.column("text").to_pylist(), embedder.embed, cache, settings.embed_chunk_size
+    )
+    context.add_output_metadata(
+        {"model": embedder.model_name, "cache_hits": result.hits, "cache_misses": result.misses}
+    )
+    context.log.info(f"embeddings: {result.misses} texts embedded, {result.hits} from the cache")
+    vectors = result.vectors if claims.num_rows else np.zeros((0, embedder.dimension), np.float32)
     return embeddings_table(claims.column("claim_id"), vectors, embedder.model_name)

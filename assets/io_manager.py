@@ -1,6 +1,4 @@
-"""One Parquet IO manager for every asset: explicit schemas, atomic writes, no pickle."""
-
-from __future__ import annotations
+"""One Parquet IO manager for every asset: explicit schemas, staged atomic writes, no pickle."""
 
 import os
 from pathlib import Path
@@ -9,8 +7,10 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from pipeline.storage import read_table, table_path, write_table
+from pipeline.storage import TableStore, write_table
 
+# The asset whose materialization publishes a run's staged tables (see assets/runs.py).
+PUBLISHER = dg.AssetKey("runs")
 _PREVIEW_ROWS = 5
 _PREVIEW_CHARS = 80
 
@@ -18,30 +18,58 @@ _PREVIEW_CHARS = 80
 class ParquetIOManager(dg.ConfigurableIOManager):
     """Stores each asset as ``<base_dir>/<asset name>.parquet``.
 
+    In a run that includes the `runs` asset (every full or scheduled run), tables are written to
+    ``<base_dir>/.staging/<run_id>/`` and published together by `runs` once every blocking check
+    has passed; a run that fails publishes nothing. A run of a hand-picked subset without `runs`
+    publishes each table as it is written.
+
     Outputs must be ``pyarrow.Table`` objects already cast to their contract schema; anything else
     is refused rather than pickled. A missing upstream table raises instead of returning empty.
     """
 
     base_dir: str = Field(description="Output dir (DOCTHEMES_PROCESSED_DIR).")
 
-    def path_for(self, key: dg.AssetKey) -> Path:
-        """File path of an asset's table."""
-        return table_path(self.base_dir, key.path[-1])
+    @property
+    def store(self) -> TableStore:
+        """The published and staged tables under ``base_dir``."""
+        return TableStore(self.base_dir)
 
     def handle_output(self, context: dg.OutputContext, obj: pa.Table) -> None:
-        """Publish the table atomically and attach row count, schema and preview."""
+        """Write the table (staged or published, see the class docs) and attach metadata."""
         if not isinstance(obj, pa.Table):
             raise TypeError(
                 f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; "
                 "assets must return a pyarrow.Table (no pickling)"
             )
-        path = write_table(obj, self.path_for(context.asset_key))
-        context.add_output_metadata(table_metadata(obj, path))
+        name = context.asset_key.path[-1]
+        run_id = _staging_run_id(context)
+        path = self.store.staged(name, run_id) if run_id else self.store.published(name)
+        write_table(obj, path)
+        context.add_output_metadata(
+            {**table_metadata(obj, path), "published": dg.MetadataValue.bool(run_id is None)}
+        )
 
     def load_input(self, context: dg.InputContext) -> pa.Table:
-        """Read the upstream table; raises if it was never materialized."""
-        assert context.upstream_output is not None
-        return read_table(self.path_for(context.asset_key))
+        """Read the table this run staged, else the published one; raises if neither exists."""
+        run_id = context.step_context.run_id if _in_run(context) else None
+        return self.store.read(context.asset_key.path[-1], run_id)
+
+
+def _in_run(context: dg.InputContext | dg.OutputContext) -> bool:
+    try:
+        context.step_context  # noqa: B018 - raises outside a run (build_*_context in tests)
+    except Exception:
+        return False
+    return True
+
+
+def _staging_run_id(context: dg.OutputContext) -> str | None:
+    if not _in_run(context):
+        return None
+    run = context.step_context.dagster_run
+    selection = run.asset_selection
+    # None or empty: the whole job, which includes `runs`.
+    return run.run_id if not selection or PUBLISHER in selection else None
 
 
 def table_metadata(table: pa.Table, path: Path | None = None) -> dict[str, dg.MetadataValue]:

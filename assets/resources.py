@@ -1,17 +1,27 @@
-"""Dagster resources: the embedding model and the pipeline settings."""
-
-from __future__ import annotations
+"""Dagster resources: the embedding model, the pipeline settings and the run lock."""
 
 import os
 from typing import Any
 
 import dagster as dg
 import numpy as np
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, model_validator
 
-from pipeline.embed import DEFAULT_MODEL, ModelSpec, embed_texts, load_model, resolve_model
+from pipeline.embed import (
+    DEFAULT_MODEL,
+    ModelSpec,
+    embed_texts,
+    load_model,
+    model_key,
+    resolve_model,
+    verify_weights,
+)
 from pipeline.ingest import IngestConfig
+from pipeline.storage import TableStore
 from pipeline.themes import ThemeCatalog, ThemeConfig, load_catalog
+
+DEFAULT_RAW_DIR = "data/raw"
+DEFAULT_PROCESSED_DIR = "data/processed"
 
 
 class EmbedderResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -45,6 +55,16 @@ class EmbedderResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         """Name written to `claim_embeddings.model`."""
         return self.spec.name
 
+    @property
+    def weights_sha256(self) -> str:
+        """Verified SHA-256 of the model weights."""
+        return verify_weights(self.spec)
+
+    @property
+    def cache_key(self) -> str:
+        """Embedding-cache directory of this model: name plus weights hash."""
+        return model_key(self.spec, self.weights_sha256)
+
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embed texts as L2-normalised float32 vectors of shape ``(len(texts), dim)``."""
         return embed_texts(self._loaded(), texts, batch_size=self.batch_size)
@@ -55,16 +75,25 @@ class EmbedderResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         return int(self._loaded().get_embedding_dimension())
 
     def _loaded(self) -> Any:
-        # Loaded lazily so that steps which never embed never pay for importing torch.
+        # Loaded lazily so that a run with nothing new to embed never imports torch.
         if self._model is None:
             self._model = load_model(self.spec, self.device, self.num_threads)
         return self._model
 
 
 class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """Where raw articles live and how they are ingested, split and themed."""
+    """Where raw articles and tables live, and how articles are ingested, split and themed.
 
-    raw_dir: str = Field(description="Folder of raw articles (DOCTHEMES_RAW_DIR).")
+    Validated when the run starts, before any work: a wrong path, an unknown theme setting or a
+    negative threshold fails with one clear message.
+    """
+
+    raw_dir: str = Field(
+        default=DEFAULT_RAW_DIR, description="Folder of raw articles (DOCTHEMES_RAW_DIR)."
+    )
+    processed_dir: str = Field(
+        default=DEFAULT_PROCESSED_DIR, description="Output dir (DOCTHEMES_PROCESSED_DIR)."
+    )
     theme_catalog: str | None = Field(
         default=None, description="Theme catalog YAML (DOCTHEMES_THEME_CATALOG); packaged default."
     )
@@ -73,9 +102,27 @@ class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
     legacy_encodings: list[str] = Field(default_factory=lambda: ["cp1252", "latin_1"])
     near_duplicate_threshold: float = Field(default=0.9, gt=0, le=1)
     max_sentence_chars: int = Field(default=1000, ge=50)
+    embed_chunk_size: int = Field(default=2048, ge=1, description="Claims embedded per checkpoint.")
+    full_refresh: bool = Field(default=False, description="Ignore previous tables and caches.")
     themes: dict[str, Any] = Field(
-        default_factory=dict, description="Overrides of ThemeConfig fields (docs/themes.md)."
+        default_factory=dict, description="ThemeConfig overrides (docs/themes.md)."
     )
+
+    @model_validator(mode="after")
+    def _validate_nested(self) -> "PipelineSettings":
+        self.ingest_config()
+        ThemeConfig.model_validate(self.themes)
+        if self.theme_catalog is not None and not os.path.isfile(self.theme_catalog):
+            raise ValueError(f"theme_catalog {self.theme_catalog!r} is not a file")
+        return self
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Fail the run at its start if the theme catalog is invalid.
+
+        A missing raw dir fails the first step (`corpus`) with its own message, and makes the
+        sensor skip rather than error.
+        """
+        self.catalog()
 
     def ingest_config(self) -> IngestConfig:
         """Ingestion settings as the pure pipeline takes them."""
@@ -91,16 +138,51 @@ class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
         return load_catalog(self.theme_catalog)
 
     def theme_config(self) -> ThemeConfig:
-        """Validated theme settings (unknown keys and out-of-range values raise)."""
+        """Validated theme settings."""
         return ThemeConfig.model_validate(self.themes)
+
+    @property
+    def store(self) -> TableStore:
+        """Published and staged tables."""
+        return TableStore(self.processed_dir)
+
+
+class RunLockResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Holds the output dir's lock for the whole run, so two runs never write at once."""
+
+    processed_dir: str = Field(default=DEFAULT_PROCESSED_DIR)
+    timeout_s: float = Field(default=60.0, ge=0, description="How long a second run waits.")
+
+    _held: Any = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Take the lock, then clear staging left by runs that were killed."""
+        store = TableStore(self.processed_dir)
+        self._held = store.lock(self.timeout_s)
+        self._held.__enter__()
+        removed = store.discard_staging(keep=context.run.run_id if context.run else None)
+        if removed and context.log is not None:
+            context.log.warning(f"removed staging of unfinished runs: {', '.join(removed)}")
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Release the lock."""
+        if self._held is not None:
+            self._held.__exit__(None, None, None)
+            self._held = None
 
 
 def settings_from_env() -> PipelineSettings:
     """Settings from DOCTHEMES_* environment variables, with documented defaults."""
     return PipelineSettings(
-        raw_dir=os.environ.get("DOCTHEMES_RAW_DIR") or "data/raw",
+        raw_dir=os.environ.get("DOCTHEMES_RAW_DIR") or DEFAULT_RAW_DIR,
+        processed_dir=processed_dir_from_env(),
         theme_catalog=os.environ.get("DOCTHEMES_THEME_CATALOG") or None,
     )
+
+
+def processed_dir_from_env() -> str:
+    """DOCTHEMES_PROCESSED_DIR or the default."""
+    return os.environ.get("DOCTHEMES_PROCESSED_DIR") or DEFAULT_PROCESSED_DIR
 
 
 def embedder_from_env() -> EmbedderResource:

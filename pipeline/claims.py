@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final
@@ -24,7 +23,6 @@ __all__ = [
     "Gazetteer",
     "detect_attribution",
     "extract_claims",
-    "extract_corpus",
     "find_entities",
     "is_hedged",
     "is_quote",
@@ -263,24 +261,3 @@ def load_gazetteer(path: str | None = None) -> Gazetteer:
 def find_entities(text: str, gazetteer: Gazetteer) -> list[str]:
     """Canonical names of the countries, organisations and regions a text mentions, sorted."""
     return sorted({gazetteer.canonical[m.group(0)] for m in gazetteer.pattern.finditer(text)})
-
-
-def extract_corpus(
-    documents: Iterable[dict[str, Any]], *, max_chars: int = DEFAULT_MAX_SENTENCE_CHARS
-) -> ClaimSet:
-    """Segment every document and set each document row's ``n_claims``.
-
-    Returns:
-        Segments and claims of all documents, sorted by ``(doc_id, position)``.
-    """
-    gaz = load_gazetteer()
-    segments: list[dict[str, Any]] = []
-    claims: list[dict[str, Any]] = []
-    for doc in documents:
-        part = extract_claims(doc["doc_id"], doc["text"], max_chars=max_chars, gazetteer=gaz)
-        doc["n_claims"] = len(part.claims)
-        segments.extend(part.segments)
-        claims.extend(part.claims)
-    segments.sort(key=lambda r: (r["doc_id"], r["position"]))
-    claims.sort(key=lambda r: (r["doc_id"], r["position"]))
-    return ClaimSet(segments, claims)

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -21,12 +21,18 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.schemas import embeddings_schema
+from pipeline.storage import read_table, write_table
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 __all__ = [
     "DEFAULT_MODEL",
+    "CachedEmbeddings",
+    "EmbeddingCache",
+    "embed_with_cache",
+    "model_key",
+    "text_key",
     "align_embeddings",
     "embeddings_table",
     "PACKAGED_MODEL_SHA256",
@@ -223,3 +229,125 @@ def align_embeddings(table: pa.Table, claim_ids: Sequence[str]) -> np.ndarray:
         )
     out: np.ndarray = matrix[[position[c] for c in claim_ids]]
     return out
+
+
+_CACHE_SCHEMA_FIELDS: Final = ("text_sha256", "embedding")
+
+
+class EmbeddingCache:
+    """Embeddings already computed, keyed by the SHA-256 of the text, for one model.
+
+    Stored as Parquet shards under ``<directory>/<model key>/part-<n>.parquet``; each shard is
+    published atomically once its chunk is embedded, so a run killed mid-embedding keeps every
+    finished chunk and the next run embeds only the rest.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], model_key: str) -> None:
+        """Store the location; nothing is read until :meth:`load`."""
+        self.directory = Path(directory) / model_key
+
+    def load(self) -> tuple[dict[str, int], np.ndarray]:
+        """All cached vectors: key -> row index, and the ``(n, dim)`` matrix."""
+        index: dict[str, int] = {}
+        blocks: list[np.ndarray] = []
+        n = 0
+        for shard in self._shards():
+            table = read_table(shard)
+            col = table.column("embedding").combine_chunks()
+            matrix = col.values.to_numpy(zero_copy_only=False).reshape(-1, col.type.list_size)
+            for i, key in enumerate(table.column("text_sha256").to_pylist()):
+                if key not in index:
+                    index[key] = n + i
+            blocks.append(matrix)
+            n += len(matrix)
+        matrix = np.concatenate(blocks) if blocks else np.zeros((0, 0), np.float32)
+        return index, matrix
+
+    def append(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        """Publish a new shard."""
+        shards = self._shards()
+        number = int(shards[-1].stem.split("-")[1]) + 1 if shards else 0
+        write_table(_cache_table(keys, vectors), self.directory / f"part-{number:06d}.parquet")
+
+    def compact(self, keep: set[str] | None = None) -> int:
+        """Merge shards into one, keeping only ``keep`` keys when given; return rows kept."""
+        shards = self._shards()
+        index, matrix = self.load()
+        keys = sorted(k for k in index if keep is None or k in keep)
+        if keys:
+            number = int(shards[-1].stem.split("-")[1]) + 1
+            write_table(
+                _cache_table(keys, matrix[[index[k] for k in keys]]),
+                self.directory / f"part-{number:06d}.parquet",
+            )
+        # The merged shard is published before the old ones go: a crash here leaves duplicates
+        # (harmless, first wins) but never loses a vector.
+        for shard in shards:
+            shard.unlink(missing_ok=True)
+        return len(keys)
+
+    def _shards(self) -> list[Path]:
+        return sorted(self.directory.glob("part-*.parquet"))
+
+
+def _cache_table(keys: Sequence[str], vectors: np.ndarray) -> pa.Table:
+    dim = int(vectors.shape[1])
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), type=pa.float32())
+    return pa.Table.from_arrays(
+        [pa.array(keys, type=pa.string()), pa.FixedSizeListArray.from_arrays(flat, dim)],
+        names=list(_CACHE_SCHEMA_FIELDS),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CachedEmbeddings:
+    """Vectors for a list of texts, and how many came from the cache."""
+
+    vectors: np.ndarray
+    hits: int
+    misses: int
+
+
+def text_key(text: str) -> str:
+    """Cache key of a text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def embed_with_cache(
+    texts: Sequence[str],
+    embed: Callable[[list[str]], np.ndarray],
+    cache: EmbeddingCache,
+    chunk_size: int = 2048,
+) -> CachedEmbeddings:
+    """Embed texts, computing only those not in the cache and checkpointing every chunk.
+
+    Hits and misses count distinct texts: a text repeated in several claims is embedded once.
+    """
+    keys = [text_key(t) for t in texts]
+    index, matrix = cache.load()
+    todo: dict[str, str] = {}
+    for key, text in zip(keys, texts, strict=True):
+        if key not in index and key not in todo:
+            todo[key] = text
+    hits = len(set(keys)) - len(todo)
+    new_keys = sorted(todo)  # deterministic chunking
+    blocks = [matrix] if len(matrix) else []
+    n = len(matrix)
+    for start in range(0, len(new_keys), chunk_size):
+        chunk = new_keys[start : start + chunk_size]
+        vectors = np.asarray(embed([todo[k] for k in chunk]), dtype=np.float32)
+        cache.append(chunk, vectors)
+        for i, key in enumerate(chunk):
+            index[key] = n + i
+        blocks.append(vectors)
+        n += len(vectors)
+    if not keys:
+        return CachedEmbeddings(np.zeros((0, 0), np.float32), 0, 0)
+    full = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+    return CachedEmbeddings(full[[index[k] for k in keys]], hits, len(todo))
+
+
+def model_key(spec: ModelSpec, weights_sha256: str) -> str:
+    """Directory name of a model's cache: readable name plus a weights hash."""
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(spec.name).name)
+    return f"{slug}-{weights_sha256[:12]}"

@@ -30,10 +30,13 @@ __all__ = [
     "REJECT_REASONS",
     "IngestConfig",
     "IngestResult",
+    "PreviousFiles",
     "RawDirError",
     "decode_bytes",
+    "Fingerprint",
     "extract_metadata",
     "find_near_duplicates",
+    "fingerprint_directory",
     "ingest_directory",
     "normalize_text",
 ]
@@ -74,6 +77,14 @@ _BOMS: Final = (
 )
 
 
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# Outcomes decided by a file's bytes alone: an unchanged file keeps them. Others (unreadable,
+# unstable, outside_root, not_a_file) depend on the moment and are re-checked every run.
+_CONTENT_REASONS: Final = frozenset(
+    {"too_large", "empty", "binary", "undecodable", "unsupported_type"}
+)
+
+
 class RawDirError(ValueError):
     """The raw dir itself is missing or not a directory (a configuration error)."""
 
@@ -109,6 +120,8 @@ class IngestResult:
     documents: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     duplicates: list[dict[str, Any]] = field(default_factory=list)
+    n_read: int = 0
+    n_reused: int = 0
 
     def outcome_counts(self) -> dict[str, int]:
         """Count files per outcome: documents, duplicates and each reject reason."""
@@ -130,10 +143,40 @@ class _Rejected(Exception):
 class _Entry:
     path: Path
     rel: str
+    size: int
+    mtime: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousFiles:
+    """Last published rows by source_path, reused for files whose size and mtime are unchanged."""
+
+    documents: Mapping[str, dict[str, Any]]
+    rejected: Mapping[str, dict[str, Any]]
+
+    def document(self, entry: _Entry) -> dict[str, Any] | None:
+        """The previous document row of an unchanged file."""
+        row = self.documents.get(entry.rel)
+        if row is not None and (row["size_bytes"], row["mtime"]) == (entry.size, entry.mtime):
+            return row
+        return None
+
+    def reject(self, entry: _Entry) -> dict[str, Any] | None:
+        """The previous reject row of an unchanged file, if its reason depends on content only."""
+        row = self.rejected.get(entry.rel)
+        if (
+            row is not None
+            and row["reason"] in _CONTENT_REASONS
+            and (row["size_bytes"], row["mtime"]) == (entry.size, entry.mtime)
+        ):
+            return row
+        return None
 
 
 def ingest_directory(
-    raw_dir: str | os.PathLike[str], config: IngestConfig | None = None
+    raw_dir: str | os.PathLike[str],
+    config: IngestConfig | None = None,
+    previous: PreviousFiles | None = None,
 ) -> IngestResult:
     """Read every file under ``raw_dir``.
 
@@ -141,6 +184,8 @@ def ingest_directory(
         raw_dir: Folder of articles, read recursively. Hidden files and folders (names starting
             with ".") are ignored: editors and sync tools write them, and they are never articles.
         config: Ingestion settings.
+        previous: Rows of the last run; files with the same path, size and mtime are not read
+            again. The caller must discard it when the configuration changed.
 
     Returns:
         Documents (first occurrence of each text, in path order), rejected files and duplicates.
@@ -162,11 +207,24 @@ def ingest_directory(
         if isinstance(item, dict):
             result.rejected.append(item)
             continue
-        try:
-            doc = _read_document(item, config)
-        except _Rejected as rej:
-            result.rejected.append(_reject(item.rel, rej.reason, rej.detail, _size(item.path)))
+        known = previous.document(item) if previous else None
+        known_reject = previous.reject(item) if previous and known is None else None
+        if known_reject is not None:
+            result.rejected.append(dict(known_reject))
+            result.n_reused += 1
             continue
+        if known is not None:
+            doc = {**known, "ingested_from": os.path.abspath(item.path)}
+            result.n_reused += 1
+        else:
+            try:
+                doc = _read_document(item, config)
+            except _Rejected as rej:
+                result.rejected.append(
+                    _reject(item.rel, rej.reason, rej.detail, item.size, item.mtime)
+                )
+                continue
+            result.n_read += 1
         original = by_sha.get(doc["content_sha256"]) or by_doc.get(doc["doc_id"])
         if original is not None:
             kind = (
@@ -180,6 +238,8 @@ def ingest_directory(
                     "doc_id": original["doc_id"],
                     "duplicate_of": original["source_path"],
                     "kind": kind,
+                    "size_bytes": doc["size_bytes"],
+                    "mtime": doc["mtime"],
                 }
             )
             continue
@@ -243,6 +303,7 @@ def _walk(root: Path, root_real: Path, config: IngestConfig) -> Iterator[_Entry 
                     "unsupported_type",
                     f"extension {path.suffix or '(none)'!r} not in {list(config.extensions)}",
                     st.st_size if stat.S_ISREG(st.st_mode) else None,
+                    _mtime(st),
                 )
                 continue
             if not stat.S_ISREG(st.st_mode):
@@ -250,7 +311,7 @@ def _walk(root: Path, root_real: Path, config: IngestConfig) -> Iterator[_Entry 
                     rel, "not_a_file", "not a regular file (FIFO, socket or device)", None
                 )
                 continue
-            yield _Entry(path, rel)
+            yield _Entry(path, rel, st.st_size, _mtime(st))
         # Depth-first in name order: push in reverse so the smallest name is visited first.
         stack.extend(reversed(subdirs))
 
@@ -274,7 +335,8 @@ def _read_document(entry: _Entry, config: IngestConfig) -> dict[str, Any]:
         "n_chars": len(text),
         "content_sha256": sha256_hex(data),
         "ingested_from": os.path.abspath(entry.path),
-        "mtime": dt.datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=dt.UTC),
+        "mtime": _mtime(st),
+        "size_bytes": st.st_size,
         "n_claims": 0,
     }
 
@@ -567,8 +629,21 @@ def find_near_duplicates(
     return found
 
 
-def _reject(rel: str, reason: str, detail: str, size: int | None) -> dict[str, Any]:
-    return {"source_path": rel, "reason": reason, "detail": detail, "size_bytes": size}
+def _reject(
+    rel: str, reason: str, detail: str, size: int | None, mtime: dt.datetime | None = None
+) -> dict[str, Any]:
+    return {
+        "source_path": rel,
+        "reason": reason,
+        "detail": detail,
+        "size_bytes": size,
+        "mtime": mtime,
+    }
+
+
+def _mtime(st: os.stat_result) -> dt.datetime:
+    # Microseconds, as stored in Parquet: the unit in which unchanged files are recognised.
+    return _EPOCH + dt.timedelta(microseconds=st.st_mtime_ns // 1000)
 
 
 def _item_path(item: _Entry | dict[str, Any]) -> str:
@@ -579,8 +654,31 @@ def _rel(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
-def _size(path: Path) -> int | None:
-    try:
-        return path.lstat().st_size
-    except OSError:
-        return None
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """A cheap summary of a raw dir: file count and a digest of every (path, size, mtime)."""
+
+    n_files: int
+    digest: str
+
+
+def fingerprint_directory(raw_dir: str | os.PathLike[str]) -> Fingerprint:
+    """Fingerprint the raw dir with ``stat`` only (no file is opened), for the new-file sensor.
+
+    Any added, removed, renamed or rewritten file changes the digest.
+    """
+    root = Path(raw_dir)
+    entries: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            try:
+                st = path.lstat()
+            except OSError:
+                continue
+            entries.append(f"{_rel(path, root)}\x1f{st.st_size}\x1f{st.st_mtime_ns}")
+    entries.sort()
+    return Fingerprint(len(entries), sha256_hex("\n".join(entries)))

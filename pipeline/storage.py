@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -21,6 +22,8 @@ import pyarrow.parquet as pq
 __all__ = [
     "MissingTableError",
     "ParquetSink",
+    "RunLockedError",
+    "TableStore",
     "iter_batches",
     "read_table",
     "remove_stale_temporaries",
@@ -164,3 +167,95 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+STAGING_DIR = ".staging"
+LOCK_FILE = ".docthemes.lock"
+
+
+class RunLockedError(RuntimeError):
+    """Another docthemes run holds the lock on the output dir."""
+
+
+class TableStore:
+    """Published tables in ``base_dir`` and per-run staging under ``base_dir/.staging/<run_id>``.
+
+    A run writes every table to its staging dir; :meth:`publish` then renames them all into
+    ``base_dir``. Until then readers see the previous night's tables, so a run that fails or is
+    killed publishes nothing.
+    """
+
+    def __init__(self, base_dir: str | os.PathLike[str]) -> None:
+        """Store the output dir."""
+        self.base_dir = Path(base_dir)
+
+    def published(self, name: str) -> Path:
+        """Path of a published table."""
+        return table_path(self.base_dir, name)
+
+    def staged(self, name: str, run_id: str) -> Path:
+        """Path of a table staged by ``run_id``."""
+        return table_path(self.base_dir / STAGING_DIR / run_id, name)
+
+    def read(
+        self, name: str, run_id: str | None = None, columns: list[str] | None = None
+    ) -> pa.Table:
+        """Read a table as ``run_id`` sees it: its own staged version, else the published one."""
+        if run_id is not None and self.staged(name, run_id).exists():
+            return read_table(self.staged(name, run_id), columns=columns)
+        return read_table(self.published(name), columns=columns)
+
+    def previous(self, name: str, columns: list[str] | None = None) -> pa.Table | None:
+        """The published table, or None before the first successful run."""
+        path = self.published(name)
+        return read_table(path, columns=columns) if path.exists() else None
+
+    def publish(self, run_id: str) -> list[str]:
+        """Move every table staged by ``run_id`` into place; return their names."""
+        stage = self.base_dir / STAGING_DIR / run_id
+        if not stage.is_dir():
+            return []
+        names = []
+        for path in sorted(stage.glob("*.parquet")):
+            os.replace(path, self.base_dir / path.name)
+            names.append(path.stem)
+        _fsync_dir(self.base_dir)
+        shutil.rmtree(stage, ignore_errors=True)
+        log.info("published %s", ", ".join(names))
+        return names
+
+    def discard_staging(self, keep: str | None = None) -> list[str]:
+        """Remove staging dirs of runs that died before publishing (all but ``keep``)."""
+        root = self.base_dir / STAGING_DIR
+        if not root.is_dir():
+            return []
+        removed = []
+        for stage in sorted(root.iterdir()):
+            if stage.name != keep:
+                shutil.rmtree(stage, ignore_errors=True)
+                removed.append(stage.name)
+        return removed
+
+    @contextlib.contextmanager
+    def lock(self, timeout_s: float = 0.0) -> Iterator[None]:
+        """Hold the output dir's run lock; two runs at once would overwrite each other's tables.
+
+        Raises:
+            RunLockedError: If another run holds it for longer than ``timeout_s`` seconds.
+        """
+        from filelock import FileLock, Timeout
+
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.base_dir / LOCK_FILE)
+        try:
+            lock.acquire(timeout=timeout_s)
+        except Timeout as err:
+            raise RunLockedError(
+                f"another docthemes run is writing to {self.base_dir} (lock file "
+                f"{self.base_dir / LOCK_FILE}); waited {timeout_s:.0f} s. Let it finish, or "
+                "raise run_lock.timeout_s to wait longer."
+            ) from err
+        try:
+            yield
+        finally:
+            lock.release()

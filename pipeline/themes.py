@@ -226,7 +226,7 @@ class ThemeModel:
                 theme.label = " / ".join(kw[:3]) if kw else theme.theme_id
             if theme.centroid is not None and len(theme.member_idx):
                 sims = embeddings[theme.member_idx] @ theme.centroid
-                order = np.argsort(-sims, kind="stable")[: cfg.n_representatives]
+                order = np.argsort(-_ranking(sims), kind="stable")[: cfg.n_representatives]
                 theme.representatives = [int(theme.member_idx[o]) for o in order]
                 if theme.kind == "discovered":
                     theme.coherence = float(sims.mean())
@@ -245,7 +245,7 @@ class ThemeModel:
         for i, row in enumerate(self.named_scores_):
             primary = self.labels_[i]
             top = float(row.max())
-            order = np.argsort(-row, kind="stable")
+            order = np.argsort(-_ranking(row), kind="stable")
             picks = [
                 (self.vectors.keys[j], float(row[j]))
                 for j in order
@@ -273,6 +273,16 @@ class ThemeModel:
                 / total
             )
         return np.stack(cols, axis=1).astype(np.float32) if cols else np.zeros((len(embeddings), 0))
+
+
+def _ranking(scores: np.ndarray) -> np.ndarray:
+    """Scores rounded for ordering decisions.
+
+    Embeddings from the cache were computed in other batches than a fresh run's, which moves
+    float32 results by ~1e-7; near-ties must then break by position (a stable sort), not noise.
+    """
+    rounded: np.ndarray = np.round(scores.astype(np.float64), 4)
+    return rounded
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -3,29 +3,70 @@
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
+from assets.checks import ALL_CHECKS
 from assets.definitions import ALL_ASSETS
 from assets.io_manager import ParquetIOManager
-from assets.resources import PipelineSettings
+from assets.resources import PipelineSettings, RunLockResource
 from pipeline.schemas import SCHEMAS
 
 TABLES = [*SCHEMAS, "claim_embeddings"]
 
 
-def materialize_all(raw: Path, out: Path, embedder, **settings) -> dg.ExecuteInProcessResult:
-    """Materialize every asset in-process from ``raw`` into ``out``."""
-    with dg.instance_for_test() as instance:
-        return dg.materialize(
-            ALL_ASSETS,
-            instance=instance,
-            resources={
-                "io_manager": ParquetIOManager(base_dir=str(out)),
-                "settings": PipelineSettings(raw_dir=str(raw), **settings),
-                "embedder": embedder,
-            },
-        )
+def resources(raw: Path, out: Path, embedder, **settings) -> dict[str, object]:
+    return {
+        "io_manager": ParquetIOManager(base_dir=str(out)),
+        "settings": PipelineSettings(raw_dir=str(raw), processed_dir=str(out), **settings),
+        "embedder": embedder,
+        "run_lock": RunLockResource(processed_dir=str(out), timeout_s=0),
+    }
+
+
+def materialize_all(
+    raw: Path, out: Path, embedder, instance=None, **settings
+) -> dg.ExecuteInProcessResult:
+    """Materialize every asset and check in-process from ``raw`` into ``out``."""
+    defs = dg.Definitions(
+        assets=ALL_ASSETS,
+        asset_checks=ALL_CHECKS,
+        resources=resources(raw, out, embedder, **settings),
+        executor=dg.in_process_executor,
+    )
+    job = defs.resolve_implicit_global_asset_job_def()
+    if instance is not None:
+        return job.execute_in_process(instance=instance, raise_on_error=False)
+    with dg.instance_for_test() as temp:
+        return job.execute_in_process(instance=temp, raise_on_error=False)
 
 
 def read_all(out: Path) -> dict[str, pd.DataFrame]:
     return {name: pd.read_parquet(out / f"{name}.parquet") for name in TABLES}
+
+
+def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    for event in result.get_asset_materialization_events():
+        mat = event.materialization
+        if mat.asset_key.to_user_string() == asset:
+            return {k: v.value for k, v in mat.metadata.items()}
+    raise KeyError(asset)
+
+
+def assert_tables_equal(a: pd.DataFrame, b: pd.DataFrame, name: str, atol: float = 1e-5) -> None:
+    """Equal rows; floats (and float vectors) within ``atol``, everything else exactly.
+
+    Embeddings taken from the cache were computed in other batches than a clean run's, which
+    moves float32 results in the last bits; ids, texts, labels and assignments must not move.
+    """
+    assert list(a.columns) == list(b.columns) and len(a) == len(b), name
+    for col in a.columns:
+        x, y = a[col], b[col]
+        if x.dtype.kind == "f":
+            np.testing.assert_allclose(
+                x.to_numpy(), y.to_numpy(), atol=atol, err_msg=f"{name}.{col}"
+            )
+        elif len(x) and isinstance(x.iloc[0], np.ndarray) and x.iloc[0].dtype.kind == "f":
+            np.testing.assert_allclose(np.stack(x), np.stack(y), atol=atol, err_msg=f"{name}.{col}")
+        else:
+            assert x.astype(str).equals(y.astype(str)), f"{name}.{col}"

@@ -1,0 +1,74 @@
+"""The `runs` asset: publishes the run's staged tables and records what produced them."""
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from assets.io_manager import table_metadata
+from assets.resources import EmbedderResource, PipelineSettings, RunLockResource
+from pipeline.corpus import LISTED_AT
+from pipeline.ids import sha256_hex
+from pipeline.manifest import input_digest, manifest_row
+from pipeline.schemas import RUNS, SCHEMAS, to_table
+from pipeline.storage import TableStore, write_table
+
+DATA_TABLES = [*SCHEMAS, "claim_embeddings"]
+
+
+@dg.asset(
+    deps=DATA_TABLES,
+    group_name="publication",
+    description="One row per successful run; materializing it publishes the run's tables.",
+)
+def runs(
+    context: dg.AssetExecutionContext,
+    settings: PipelineSettings,
+    embedder: EmbedderResource,
+    run_lock: RunLockResource,
+) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    """Publish every staged table (all blocking checks passed), then append the manifest row."""
+    store, run_id = settings.store, context.run.run_id
+    documents = store.read("documents", run_id)
+    listed_at = (documents.schema.metadata or {}).get(LISTED_AT)
+    counts = {n: pq.ParquetFile(_path(store, n, run_id)).metadata.num_rows for n in DATA_TABLES}
+    config = {
+        "settings": settings.model_dump(),
+        "catalog_sha256": sha256_hex(settings.catalog().model_dump_json()),
+        "embedder": {"model": embedder.model_name, "batch_size": embedder.batch_size},
+    }
+    published = store.publish(run_id)
+    rejected, duplicates = store.read("rejected_files"), store.read("duplicates")
+    row = manifest_row(
+        run_id=run_id,
+        started_at=dt.datetime.fromisoformat(listed_at.decode())
+        if listed_at
+        else dt.datetime.now(dt.UTC),
+        config=config,
+        model=embedder.model_name,
+        weights_sha256=embedder.weights_sha256,
+        input_files=documents.num_rows + rejected.num_rows + duplicates.num_rows,
+        inputs_sha256=input_digest(documents, rejected, duplicates),
+        counts=counts,
+        published=published,
+    )
+    history = store.previous("runs")
+    table = to_table([row], RUNS)
+    if history is not None:
+        table = pa.concat_tables([history.cast(RUNS), table])
+    path = write_table(table, store.published("runs"))
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(table, path),
+            "published_tables": ", ".join(published),
+            "inputs_sha256": row["inputs_sha256"],
+            **{f"rows_{k}": v for k, v in counts.items()},
+        }
+    )
+
+
+def _path(store: TableStore, name: str, run_id: str) -> Path:
+    staged = store.staged(name, run_id)
+    return staged if staged.exists() else store.published(name)

@@ -1,0 +1,167 @@
+"""Table validations behind the asset checks; each returns a list of problems (empty = pass)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = [
+    "check_accounting",
+    "check_embeddings",
+    "check_offsets",
+    "check_one_primary",
+    "check_references",
+    "check_schema",
+    "check_shares",
+    "check_unique",
+]
+
+_MAX_SHOWN = 5
+
+
+def _show(values: Iterable[object]) -> str:
+    items = list(values)
+    more = f" (+{len(items) - _MAX_SHOWN} more)" if len(items) > _MAX_SHOWN else ""
+    return ", ".join(repr(v) for v in items[:_MAX_SHOWN]) + more
+
+
+def check_schema(table: pa.Table, expected: pa.Schema) -> list[str]:
+    """Columns, types and nullability match the contract (extra columns are reported too)."""
+    problems = []
+    actual = {f.name: f for f in table.schema}
+    for f in expected:
+        got = actual.get(f.name)
+        if got is None:
+            problems.append(f"missing column {f.name!r}")
+        elif not got.type.equals(f.type):
+            problems.append(f"column {f.name!r} is {got.type}, expected {f.type}")
+        elif not f.nullable and table.column(f.name).null_count:
+            problems.append(f"column {f.name!r} has {table.column(f.name).null_count} nulls")
+    extra = sorted(set(actual) - set(expected.names))
+    if extra:
+        problems.append(f"unexpected columns {extra}")
+    return problems
+
+
+def check_unique(table: pa.Table, column: str) -> list[str]:
+    """No value of ``column`` occurs twice."""
+    counts = pc.value_counts(table.column(column)).to_pylist()
+    dupes = [c["values"] for c in counts if c["counts"] > 1]
+    return [f"{len(dupes)} duplicate {column} values: {_show(dupes)}"] if dupes else []
+
+
+def check_references(
+    child: pa.Table, column: str, parent: pa.Table, parent_column: str, what: str
+) -> list[str]:
+    """Every value of ``child[column]`` exists in ``parent[parent_column]``."""
+    missing = set(child.column(column).to_pylist()) - set(parent.column(parent_column).to_pylist())
+    return (
+        [f"{len(missing)} {column} values not in {what}: {_show(sorted(missing))}"]
+        if missing
+        else []
+    )
+
+
+def check_offsets(documents: pa.Table, rows: pa.Table, what: str) -> list[str]:
+    """``documents.text[char_start:char_end] == rows.text`` for every row."""
+    text = dict(
+        zip(
+            documents.column("doc_id").to_pylist(),
+            documents.column("text").to_pylist(),
+            strict=True,
+        )
+    )
+    bad = [
+        r["doc_id"]
+        for r in rows.select(["doc_id", "text", "char_start", "char_end"]).to_pylist()
+        if text.get(r["doc_id"], "")[r["char_start"] : r["char_end"]] != r["text"]
+    ]
+    return [f"{len(bad)} {what} do not match their document's text: {_show(bad)}"] if bad else []
+
+
+def check_one_primary(claim_themes: pa.Table, claims: pa.Table) -> list[str]:
+    """Every claim has exactly one rank-1 theme row."""
+    primary = (
+        claim_themes.filter(pc.equal(claim_themes.column("rank"), 1)).column("claim_id").to_pylist()
+    )
+    problems = check_unique(pa.table({"claim_id": primary}), "claim_id")
+    missing = set(claims.column("claim_id").to_pylist()) - set(primary)
+    if missing:
+        problems.append(f"{len(missing)} claims without a rank-1 theme: {_show(sorted(missing))}")
+    return problems
+
+
+def check_embeddings(embeddings: pa.Table, claims: pa.Table, tolerance: float = 1e-3) -> list[str]:
+    """One embedding per claim, of the declared dimension, with unit norm."""
+    problems = []
+    col = embeddings.column("embedding").combine_chunks()
+    dim = col.type.list_size
+    if embeddings.num_rows:
+        vectors = col.values.to_numpy(zero_copy_only=False).reshape(-1, dim)
+        norms = np.linalg.norm(vectors, axis=1)
+        off = int(np.sum(np.abs(norms - 1) > tolerance))
+        if off:
+            span = f"{norms.min():.4f}..{norms.max():.4f}"
+            problems.append(f"{off} embeddings are not L2-normalised (norms {span})")
+        if not np.isfinite(vectors).all():
+            problems.append("embeddings contain NaN or infinity")
+    ids = embeddings.column("claim_id").to_pylist()
+    if sorted(ids) != sorted(claims.column("claim_id").to_pylist()):
+        problems.append(
+            f"{embeddings.num_rows} embeddings for {claims.num_rows} claims (ids differ)"
+        )
+    return problems
+
+
+def check_shares(document_themes: pa.Table, tolerance: float = 1e-4) -> list[str]:
+    """Each document's theme shares sum to 1."""
+    sums: dict[str, float] = {}
+    for doc, share in zip(
+        document_themes.column("doc_id").to_pylist(),
+        document_themes.column("share").to_pylist(),
+        strict=True,
+    ):
+        sums[doc] = sums.get(doc, 0.0) + share
+    bad = [d for d, s in sums.items() if abs(s - 1) > tolerance]
+    return [f"{len(bad)} documents whose theme shares do not sum to 1: {_show(bad)}"] if bad else []
+
+
+def check_accounting(
+    raw_dir: str | os.PathLike[str], listed: list[str], listed_before: float | None = None
+) -> list[str]:
+    """No document silently missing: every raw file is a document, a reject or a duplicate.
+
+    Args:
+        raw_dir: The raw dir.
+        listed: ``source_path`` values of documents, rejected files and duplicates.
+        listed_before: Ignore files modified at or after this time (epoch seconds): they arrived
+            after the run listed the folder and belong to the next run.
+    """
+    problems = []
+    seen: set[str] = set()
+    twice = sorted({p for p in listed if p in seen or seen.add(p)})  # type: ignore[func-returns-value]
+    if twice:
+        problems.append(f"{len(twice)} files listed more than once: {_show(twice)}")
+    root = Path(raw_dir)
+    on_disk = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            try:
+                mtime = path.lstat().st_mtime
+            except OSError:
+                continue  # removed since: nothing to account for
+            if listed_before is None or mtime < listed_before:
+                on_disk.append(path.relative_to(root).as_posix())
+    missing = sorted(set(on_disk) - seen)
+    if missing:
+        problems.append(f"{len(missing)} raw files are in no table: {_show(missing)}")
+    return problems

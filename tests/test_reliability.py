@@ -1,0 +1,206 @@
+"""Reliability: nothing half-published, kill -9 recovery, locking, config errors, no pickle."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from assets.resources import EmbedderResource, PipelineSettings
+from pipeline.embed import EmbeddingCache, embed_with_cache
+from pipeline.storage import TableStore
+from tests.conftest import ROOT
+from tests.helpers import TABLES, assert_tables_equal, materialize_all, read_all
+
+
+def snapshot(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.glob("*.parquet"))}
+
+
+def test_failed_run_publishes_nothing(seed_dir, tmp_path, embedder):
+    # A bad night must leave yesterday's tables intact and readable.
+    out = tmp_path / "out"
+    assert materialize_all(seed_dir, out, embedder).success
+    before = snapshot(out)
+    (seed_dir / "new.txt").write_text("Russia and India held joint naval drills.\n")
+    broken = EmbedderResource(model=str(tmp_path / "no-such-model"))
+    result = materialize_all(seed_dir, out, broken)
+    assert not result.success
+    assert snapshot(out) == before  # corpus tables were staged, never published
+    assert (out / ".staging").is_dir()
+    assert materialize_all(seed_dir, out, embedder).success
+    assert not any((out / ".staging").iterdir())  # the dead run's staging is cleaned up
+    assert "new.txt" in set(read_all(out)["documents"].source_path)
+
+
+def test_failing_check_blocks_publication(seed_dir, tmp_path, embedder, monkeypatch):
+    out = tmp_path / "out"
+    assert materialize_all(seed_dir, out, embedder).success
+    before = snapshot(out)
+    (seed_dir / "new.txt").write_text("Russia and India held joint naval drills.\n")
+    monkeypatch.setattr("pipeline.validate.check_offsets", lambda *a: ["claims do not match"])
+    result = materialize_all(seed_dir, out, embedder)
+    failed = [c for c in result.get_asset_check_evaluations() if not c.passed]
+    assert {c.check_name for c in failed} >= {"claims_trace_to_documents"}
+    assert snapshot(out) == before
+
+
+def test_second_run_waits_then_fails_with_a_clear_message(seed_dir, tmp_path, embedder):
+    out = tmp_path / "out"
+    with TableStore(out).lock():
+        result = materialize_all(seed_dir, out, embedder)
+    assert not result.success
+    failure = result.get_run_failure_event() or result.get_step_failure_events()[0]
+    assert "another docthemes run is writing to" in str(failure.event_specific_data)
+
+
+def _cli(raw: Path, out: Path, home: Path) -> subprocess.Popen:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DOCTHEMES_RAW_DIR": str(raw),
+        "DOCTHEMES_PROCESSED_DIR": str(out),
+        "DAGSTER_HOME": str(home),
+        "HF_HUB_OFFLINE": "1",
+    }
+    home.mkdir(exist_ok=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "assets.cli", "run", "--log-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_concurrent_runs_are_serialised(seed_dir, tmp_path):
+    # Two runs at once: the second waits for the lock, then finds nothing new to do.
+    out, home = tmp_path / "out", tmp_path / "home"
+    first = _cli(seed_dir, out, home)
+    # Start the second once the first is running (a fresh DAGSTER_HOME's SQLite schema cannot
+    # be created by two processes at once; a real instance exists long before).
+    _wait_for(lambda: (out / ".docthemes.lock").exists(), first)
+    second = _cli(seed_dir, out, home)
+    for proc in (first, second):
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+    assert len(pd.read_parquet(out / "runs.parquet")) == 2
+    assert set(read_all(out)["claim_embeddings"].claim_id) == set(read_all(out)["claims"].claim_id)
+
+
+def _synthetic_corpus(raw: Path, n_docs: int = 30) -> None:
+    """Unique sentences built from the seeds, so embedding takes a few seconds."""
+    rng = random.Random(0)
+    sentences = [
+        s.strip() + "."
+        for f in sorted((ROOT / "data" / "raw").glob("*.txt"))
+        for s in f.read_text(encoding="utf-8").split(". ")
+        if len(s.split()) > 6
+    ]
+    for i in range(n_docs):
+        picked = rng.sample(sentences, 25)
+        body = " ".join(f"In dispatch {i}-{j}, {s[0].lower()}{s[1:]}" for j, s in enumerate(picked))
+        (raw / f"synthetic_{i:03d}.txt").write_text(f"Dispatch {i}\n\n{body}\n", encoding="utf-8")
+
+
+def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert proc.poll() is None, f"run ended before the kill point: {proc.stderr.read()[-2000:]}"
+        assert time.monotonic() < deadline, "kill point never reached"
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+def test_kill_9_at_any_point_then_rerun_equals_clean_run(seed_dir, tmp_path):
+    out, home = tmp_path / "out", tmp_path / "home"
+    first = _cli(seed_dir, out, home)
+    assert first.wait(timeout=300) == 0
+    yesterday = snapshot(out)
+    _synthetic_corpus(seed_dir)
+    staged = lambda name: any((out / ".staging").glob(f"*/{name}.parquet"))  # noqa: E731
+    kill_points = {
+        "during ingest": lambda: (out / ".staging").exists() or (out / ".docthemes.lock").exists(),
+        "during embedding": lambda: staged("claims"),
+        "during write": lambda: staged("themes"),
+    }
+    for where, reached in kill_points.items():
+        proc = _cli(seed_dir, out, home)
+        _wait_for(reached, proc)
+        if where == "during embedding":
+            time.sleep(1.0)  # the model is loaded and encoding
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert snapshot(out) == yesterday, f"published tables changed after kill {where}"
+        for name in TABLES:
+            pd.read_parquet(out / f"{name}.parquet")  # still readable
+    assert _cli(seed_dir, out, home).wait(timeout=300) == 0
+    clean_out = tmp_path / "clean"
+    assert _cli(seed_dir, clean_out, tmp_path / "home2").wait(timeout=300) == 0
+    recovered, clean = read_all(out), read_all(clean_out)
+    for name in TABLES:
+        assert_tables_equal(recovered[name], clean[name], name)
+
+
+def test_embedding_cache_resumes_from_checkpoints(tmp_path):
+    # A run killed mid-embedding keeps finished chunks; the next embeds only the rest.
+    calls = []
+
+    def fake_embed(texts):
+        calls.append(len(texts))
+        return np.tile(np.eye(1, 4, dtype=np.float32), (len(texts), 1))
+
+    cache = EmbeddingCache(tmp_path, "m")
+    texts = [f"text {i}" for i in range(10)] + ["text 0"]
+    first = embed_with_cache(texts[:6], fake_embed, cache, chunk_size=4)
+    assert (first.hits, first.misses, calls) == (0, 6, [4, 2])
+    second = embed_with_cache(texts, fake_embed, cache, chunk_size=4)
+    assert (second.hits, second.misses, calls[2:]) == (6, 4, [4])
+    assert second.vectors.shape == (11, 4)
+    assert cache.compact(keep={"x"}) == 0 and cache.load()[1].shape[0] == 0
+
+
+def test_config_errors_are_clear():
+    with pytest.raises(ValidationError) as err:
+        PipelineSettings(themes={"assign_threshold": -0.1})
+    assert "assign_threshold\n  Input should be greater than or equal to 0" in str(err.value)
+    with pytest.raises(ValidationError) as err:
+        PipelineSettings(themes={"colour": "red"})
+    assert "colour\n  Extra inputs are not permitted" in str(err.value)
+    with pytest.raises(ValidationError, match="theme_catalog '/no/such.yaml' is not a file"):
+        PipelineSettings(theme_catalog="/no/such.yaml")
+    with pytest.raises(ValidationError) as err:
+        PipelineSettings(max_file_bytes=-1)
+    assert "max_file_bytes\n  Input should be greater than 0" in str(err.value)
+
+
+def test_missing_raw_dir_fails_the_first_step(tmp_path, embedder):
+    result = materialize_all(tmp_path / "nope", tmp_path / "out", embedder)
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    assert failure.step_key == "corpus"
+    assert "does not exist or is not a directory" in str(failure.event_specific_data.error)
+    assert not (tmp_path / "out" / "documents.parquet").exists()
+
+
+def test_no_pickle_anywhere(seed_dir, tmp_path, embedder):
+    # The default IO manager pickles to DAGSTER_HOME/storage; every asset must bypass it.
+    out = tmp_path / "out"
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        assert materialize_all(seed_dir, out, embedder, instance=instance).success
+    # Dagster keeps only captured stdout/stderr under storage/; no asset output lands there.
+    stored = [p for p in (tmp_path / "home" / "storage").rglob("*") if p.is_file()]
+    assert all("compute_logs" in p.parts for p in stored), stored
+    for path in [*out.rglob("*"), *(tmp_path / "home").rglob("*")]:
+        if path.is_file():
+            head = path.read_bytes()[:2]
+            assert not (head[:1] == b"\x80" and head[1:2] in (b"\x03", b"\x04", b"\x05")), path
