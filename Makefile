@@ -16,7 +16,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help run test lint format dev bench clean
+.PHONY: help run test lint format dev nightly-demo clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -53,6 +53,11 @@ format: $(DEV_STAMP) ## Apply ruff's fixes and formatting
 
 dev: $(RUNTIME_STAMP) $(DAGSTER_HOME)/dagster.yaml ## Start the Dagster UI (webserver + daemon) on http://127.0.0.1:3000
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+nightly-demo: $(RUNTIME_STAMP) $(DAGSTER_HOME)/dagster.yaml ## Daemon + UI with a persistent DAGSTER_HOME; drop a file into data/raw and watch the sensor
+	@echo "Dagster UI: http://127.0.0.1:3000  (Automation tab: schedule 'nightly', sensor 'raw_dir_sensor')"
+	@echo "In another shell:  cp some_article.txt $(DOCTHEMES_RAW_DIR)/  -> a run starts within ~15 s"
+	DOCTHEMES_SENSOR_INTERVAL_S=15 $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 clean: ## Remove generated tables and the local Dagster instance (keeps .venv)
 	rm -rf $(DOCTHEMES_PROCESSED_DIR) $(DAGSTER_HOME)

@@ -1,25 +1,20 @@
 """``docthemes`` command line: run the pipeline the way the nightly job does."""
 
 import argparse
-import logging
 import os
 import sys
 
 import dagster as dg
-
-log = logging.getLogger("docthemes")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``docthemes`` console script."""
     parser = argparse.ArgumentParser(prog="docthemes", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="materialize every asset and run the asset checks")
+    run = sub.add_parser("run", help="materialize every asset, run the checks, publish")
     run.add_argument("--log-level", default="INFO", help="Dagster console log level")
     args = parser.parse_args(argv)
-    if args.command == "run":
-        return run_all(args.log_level)
-    return 2  # unreachable: argparse enforces the sub-command
+    return run_all(args.log_level)
 
 
 def run_all(log_level: str = "INFO") -> int:
@@ -31,27 +26,41 @@ def run_all(log_level: str = "INFO") -> int:
         if os.environ.get("DAGSTER_HOME")
         else dg.DagsterInstance.ephemeral()
     )
-    job = defs.resolve_job_def("docthemes_job")
-    result = job.execute_in_process(
+    result = defs.resolve_job_def("docthemes_job").execute_in_process(
         instance=instance,
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
-    lines = []
+    sys.stdout.write(summarize(result) + "\n")
+    return 0 if result.success else 1
+
+
+def summarize(result: dg.ExecuteInProcessResult) -> str:
+    """A short report: the work done, each table's rows and any failed check."""
+    meta: dict[str, dict[str, object]] = {}
+    rows = []
     for event in result.get_asset_materialization_events():
         mat = event.materialization
-        assert mat is not None
-        rows = mat.metadata.get("dagster/row_count")
-        count = rows.value if rows is not None else "?"
-        lines.append(f"  {mat.asset_key.to_user_string():<18} {count:>8} rows")
-    for check in result.get_asset_check_evaluations():
-        status = "passed" if check.passed else f"FAILED ({check.severity.value})"
-        lines.append(f"  check {check.asset_key.to_user_string()}.{check.check_name}: {status}")
-    outcome = "succeeded" if result.success else "FAILED"
-    sys.stdout.write(
-        f"docthemes run {outcome} (run id {result.run_id})\n" + "\n".join(lines) + "\n"
+        name = mat.asset_key.to_user_string()
+        meta[name] = {k: v.value for k, v in mat.metadata.items()}
+        rows.append(f"  {name:<18} {meta[name].get('dagster/row_count', '?'):>8} rows")
+    checks = result.get_asset_check_evaluations()
+    failed = [c for c in checks if not c.passed]
+    for check in failed:
+        key = f"{check.asset_key.to_user_string()}.{check.check_name}"
+        rows.append(f"  check FAILED {key}: {check.description}")
+    docs, emb = meta.get("documents", {}), meta.get("claim_embeddings", {})
+    work = (
+        f"  read {docs.get('files_read', 0)} new or changed files "
+        f"({docs.get('files_reused', 0)} unchanged), split {docs.get('documents_split', 0)} "
+        f"documents, embedded {emb.get('cache_misses', 0)} texts "
+        f"({emb.get('cache_hits', 0)} from the cache); "
+        f"{len(checks) - len(failed)}/{len(checks)} checks passed"
     )
-    return 0 if result.success else 1
+    if result.success and not docs.get("files_read") and not emb.get("cache_misses"):
+        work += "\n  nothing new since the last run: the tables are unchanged"
+    outcome = "succeeded" if result.success else "FAILED: the published tables are untouched"
+    return f"docthemes run {outcome} (run id {result.run_id})\n{work}\n" + "\n".join(rows)
 
 
 if __name__ == "__main__":

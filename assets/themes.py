@@ -1,16 +1,18 @@
-"""Theme assets: themes, each claim's themes and each document's theme mix."""
+"""Theme assets: themes, each claim's themes, each document's theme mix, and trends per day."""
 
 from collections.abc import Iterator
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from assets.embeddings import CACHE_DIR
 from assets.resources import EmbedderResource, PipelineSettings
-from pipeline.embed import align_embeddings
+from pipeline.embed import EmbeddingCache, align_embeddings, embed_with_cache
 from pipeline.schemas import SCHEMAS, TABLE_DESCRIPTIONS, to_table
-from pipeline.themes import ThemeModel, ThemeVectors, assign_themes
+from pipeline.themes import PreviousThemes, ThemeModel, ThemeVectors, assign_themes
 
-THEME_TABLES = ("themes", "claim_themes", "document_themes")
+THEME_TABLES = ("themes", "claim_themes", "document_themes", "theme_trends")
 
 
 @dg.multi_asset(
@@ -21,28 +23,61 @@ THEME_TABLES = ("themes", "claim_themes", "document_themes")
 )
 def theme_tables(
     context: dg.AssetExecutionContext,
+    documents: pa.Table,
     claims: pa.Table,
     claim_embeddings: pa.Table,
     settings: PipelineSettings,
     embedder: EmbedderResource,
 ) -> Iterator[dg.Output[pa.Table]]:
-    """Assign claims to named themes and discover themes among the rest."""
+    """Assign claims to named themes, discover the rest, keep last night's theme ids."""
     catalog, config = settings.catalog(), settings.theme_config()
+    cache = EmbeddingCache(settings.store.base_dir / CACHE_DIR, embedder.cache_key)
+    vectors = ThemeVectors.from_catalog(
+        catalog, lambda texts: embed_with_cache(texts, embedder.embed, cache).vectors
+    )
+    previous = None if settings.full_refresh else _previous_themes(settings)
     claim_ids = claims.column("claim_id").to_pylist()
     doc_ids = claims.column("doc_id").to_pylist()
-    model = ThemeModel(ThemeVectors.from_catalog(catalog, embedder.embed), config).fit(
+    model = ThemeModel(vectors, config).fit(
         align_embeddings(claim_embeddings, claim_ids),
         claims.column("text").to_pylist(),
         doc_ids,
         claims.column("paragraph").to_pylist(),
         claim_ids,
+        previous,
     )
-    rows = assign_themes(model, catalog, claim_ids, doc_ids)
+    dates = documents.select(["doc_id", "published_date", "mtime"]).to_pylist()
+    doc_dates = {d["doc_id"]: d["published_date"] or d["mtime"].date() for d in dates}
+    rows = assign_themes(model, catalog, claim_ids, doc_ids, doc_dates)
     kinds = [t.kind for t in model.themes_]
-    counts = {"named": kinds.count("named"), "discovered": kinds.count("discovered")}
+    counts = {k: kinds.count(k) for k in ("named", "discovered", "broad")}
+    counts["retired"] = len(model.retired_)
+    counts["kept_previous_ids"] = len(
+        {t.theme_id for t in model.themes_} & set(previous.rows if previous else ())
+    )
     for name in THEME_TABLES:
         yield dg.Output(
             to_table(rows[name], SCHEMAS[name]),
             output_name=name,
             metadata=counts if name == "themes" else None,
         )
+
+
+def _previous_themes(settings: PipelineSettings) -> PreviousThemes | None:
+    themes, claim_themes = (
+        settings.store.previous("themes"),
+        settings.store.previous("claim_themes"),
+    )
+    if themes is None or claim_themes is None or "status" not in themes.column_names:
+        return None
+    primary = claim_themes.filter(pc.equal(claim_themes.column("rank"), 1))
+    return PreviousThemes.from_rows(
+        themes.to_pylist(),
+        dict(
+            zip(
+                primary.column("claim_id").to_pylist(),
+                primary.column("theme_id").to_pylist(),
+                strict=True,
+            )
+        ),
+    )

@@ -38,3 +38,41 @@ def timed(label: str, out: dict[str, float]) -> Iterator[None]:
     start = time.perf_counter()
     yield
     out[label] = time.perf_counter() - start
+
+
+def copy_articles(files: list[Path], raw: Path) -> None:
+    """Copy BBC articles into a raw dir as ``<category>/<name>``."""
+    import shutil
+
+    for f in files:
+        dest = raw / f.parent.name / f.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, dest)
+
+
+def cli_run(raw: Path, out: Path, home: Path) -> tuple[float, str]:
+    """Run ``docthemes run`` in a fresh process, as `make run` does; return (seconds, stdout)."""
+    import subprocess
+    import sys
+
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "DOCTHEMES_RAW_DIR": str(raw),
+        "DOCTHEMES_PROCESSED_DIR": str(out),
+        "DAGSTER_HOME": str(home),
+        "HF_HUB_OFFLINE": "1",
+    }
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "assets.cli", "run", "--log-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"run failed:\n{proc.stdout}\n{proc.stderr[-3000:]}")
+    return elapsed, proc.stdout

@@ -57,12 +57,13 @@ class PreviousCorpus:
             return None
         documents = {r["source_path"]: r for r in docs.to_pylist()}
         rejected = {r["source_path"]: r for r in tables["rejected_files"].to_pylist()}  # type: ignore[union-attr]
+        duplicates = {r["source_path"]: r for r in tables["duplicates"].to_pylist()}  # type: ignore[union-attr]
         parts: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
         for seg in tables["segments"].to_pylist():  # type: ignore[union-attr]
             parts.setdefault(seg["doc_id"], ([], []))[0].append(seg)
         for claim in tables["claims"].to_pylist():  # type: ignore[union-attr]
             parts.setdefault(claim["doc_id"], ([], []))[1].append(claim)
-        return cls(PreviousFiles(documents, rejected), parts)
+        return cls(PreviousFiles(documents, rejected, duplicates), parts)
 
 
 @dataclass(slots=True)

@@ -8,6 +8,7 @@ raises on a bad file; only an unusable raw dir itself is an error.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -153,6 +154,14 @@ class PreviousFiles:
 
     documents: Mapping[str, dict[str, Any]]
     rejected: Mapping[str, dict[str, Any]]
+    duplicates: Mapping[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+    def duplicate(self, entry: _Entry) -> dict[str, Any] | None:
+        """The previous duplicate row of an unchanged file."""
+        row = self.duplicates.get(entry.rel)
+        if row is not None and (row["size_bytes"], row["mtime"]) == (entry.size, entry.mtime):
+            return row
+        return None
 
     def document(self, entry: _Entry) -> dict[str, Any] | None:
         """The previous document row of an unchanged file."""
@@ -206,6 +215,12 @@ def ingest_directory(
     for item in items:
         if isinstance(item, dict):
             result.rejected.append(item)
+            continue
+        known_dup = previous.duplicate(item) if previous else None
+        if known_dup is not None and known_dup["doc_id"] in by_doc:
+            # Still a copy of a document kept this run (originals sort first): no need to read.
+            result.duplicates.append(dict(known_dup))
+            result.n_reused += 1
             continue
         known = previous.document(item) if previous else None
         known_reject = previous.reject(item) if previous and known is None else None

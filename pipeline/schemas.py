@@ -128,17 +128,32 @@ def embeddings_schema(dim: int) -> pa.Schema:
 
 THEMES = _schema(
     [
-        _f("theme_id", pa.string(), "Catalog key, discovered id, or 'unassigned'."),
+        _f("theme_id", pa.string(), "Catalog key, discovered_*/broad_* id, or 'unassigned'."),
         _f("label", pa.string(), "Readable name."),
-        _f("kind", pa.string(), "named, discovered or unassigned."),
+        _f("kind", pa.string(), "named, discovered, broad or unassigned."),
         _f("keywords", pa.list_(pa.string()), "c-TF-IDF keywords, best first."),
         _f("n_claims", pa.int32(), "Claims with this theme as primary."),
         _f("description", pa.string(), "Catalog description or keyword summary.", True),
         _f("parent_id", pa.string(), "Broad theme this one rolls up into.", True),
         _f("representative_claim_ids", pa.list_(pa.string()), "Most central claims."),
         _f("coherence", pa.float32(), "Mean cosine of members to centroid.", True),
+        _f("status", pa.string(), "active, or retired (did not come back; id never reused)."),
+        _f("first_seen", pa.date32(), "Earliest date of its documents.", True),
+        _f("last_seen", pa.date32(), "Latest date of its documents.", True),
+        _f("centroid", pa.list_(pa.float32()), "Centroid used to keep ids stable.", True),
     ],
-    "Named and discovered themes.",
+    "Named, discovered and broad themes (retired ones kept, marked).",
+)
+
+THEME_TRENDS = _schema(
+    [
+        _f("theme_id", pa.string(), "Theme (broad themes aggregate their children)."),
+        _f("date", pa.date32(), "Document date: published_date, else the file's date."),
+        _f("n_claims", pa.int32(), "Claims with this primary theme that day."),
+        _f("n_documents", pa.int32(), "Documents contributing those claims."),
+        _f("share", pa.float32(), "n_claims / all claims that day."),
+    ],
+    "Theme volume per day.",
 )
 
 CLAIM_THEMES = _schema(
@@ -189,6 +204,7 @@ SCHEMAS: Final[Mapping[str, pa.Schema]] = {
     "themes": THEMES,
     "claim_themes": CLAIM_THEMES,
     "document_themes": DOCUMENT_THEMES,
+    "theme_trends": THEME_TRENDS,
 }
 
 TABLE_DESCRIPTIONS: Final[Mapping[str, str]] = {

@@ -17,8 +17,9 @@ randomness goes through ``random_state``.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = [
     "ThemeCatalog",
     "ThemeConfig",
     "ThemeModel",
+    "PreviousThemes",
     "ThemeVectors",
     "assign_themes",
     "ctfidf_keywords",
@@ -105,7 +107,13 @@ class ThemeConfig(BaseModel):
     context_weight: float = Field(0.4, ge=0, lt=1)
     paragraph_share: float = Field(0.7, ge=0, le=1)
     min_cluster_size: int = Field(3, ge=2)
-    max_discovered: int = Field(30, ge=1)
+    max_discovered: int = Field(40, ge=1)
+    max_claims_per_theme: int = Field(2000, ge=10)
+    discovery_context_weight: float = Field(0.5, ge=0, lt=1)
+    max_broad: int = Field(12, ge=2)
+    match_threshold: float = Field(0.8, ge=0, le=1)
+    novelty_threshold: float = Field(0.35, ge=-1, le=1)
+    stickiness: float = Field(0.03, ge=0, le=1)
     n_keywords: int = Field(8, ge=1)
     n_representatives: int = Field(5, ge=1)
     silhouette_sample: int = Field(3000, ge=100)
@@ -148,6 +156,7 @@ class ThemeInfo:
     keywords: list[str] = field(default_factory=list)
     representatives: list[int] = field(default_factory=list)
     coherence: float | None = None
+    parent_id: str | None = None
 
 
 class ThemeModel:
@@ -176,6 +185,7 @@ class ThemeModel:
         doc_ids: Sequence[str],
         paragraphs: Sequence[int],
         claim_ids: Sequence[str],
+        previous: PreviousThemes | None = None,
     ) -> ThemeModel:
         """Assign every claim a primary theme.
 
@@ -185,6 +195,7 @@ class ThemeModel:
             doc_ids: Document of each claim.
             paragraphs: Paragraph number of each claim within its document.
             claim_ids: Claim ids (discovered theme ids derive from their members).
+            previous: The last run's themes; their ids are kept for the same themes.
         """
         cfg = self.config or ThemeConfig()
         n = len(texts)
@@ -204,14 +215,18 @@ class ThemeModel:
             themes[-1].centroid = _unit(self.vectors.seeds[k].mean(axis=0))
 
         rest = np.flatnonzero(~named_mask)
-        for members, centroid in _discover(embeddings[rest], cfg):
+        space = _document_context(embeddings, doc_ids, cfg.discovery_context_weight)
+        rest_ids = [claim_ids[int(i)] for i in rest]
+        known = previous.assignments if previous else {}
+        prev_labels: list[str | None] = [known.get(c) for c in rest_ids]
+        fine = _fine_themes(space[rest], rest_ids, prev_labels, cfg, previous)
+        for theme_id, members, centroid in fine:
             idx = rest[members]
-            theme_id = "discovered_" + stable_id(
-                "theme", *sorted(claim_ids[i] for i in idx), length=10
-            )
             labels[idx] = theme_id
-            final_scores[idx] = embeddings[idx] @ centroid
+            final_scores[idx] = space[idx] @ centroid
             themes.append(ThemeInfo(theme_id, theme_id, "discovered", None, idx, centroid))
+        themes += _broad_themes(themes, space, cfg, previous)
+        self.retired_ = _retired(themes, previous)
         themes.append(
             ThemeInfo(
                 UNASSIGNED, "Unassigned", UNASSIGNED, None, np.flatnonzero(labels == UNASSIGNED)
@@ -222,13 +237,14 @@ class ThemeModel:
         )
         for theme, kw in zip(themes, keywords, strict=True):
             theme.keywords = kw
-            if theme.kind == "discovered":
+            if theme.kind in ("discovered", "broad"):
                 theme.label = " / ".join(kw[:3]) if kw else theme.theme_id
             if theme.centroid is not None and len(theme.member_idx):
-                sims = embeddings[theme.member_idx] @ theme.centroid
+                vectors = space if theme.kind in ("discovered", "broad") else embeddings
+                sims = vectors[theme.member_idx] @ theme.centroid
                 order = np.argsort(-_ranking(sims), kind="stable")[: cfg.n_representatives]
                 theme.representatives = [int(theme.member_idx[o]) for o in order]
-                if theme.kind == "discovered":
+                if theme.kind in ("discovered", "broad"):
                     theme.coherence = float(sims.mean())
                 else:
                     member_centroid = _unit(embeddings[theme.member_idx].mean(axis=0))
@@ -321,49 +337,272 @@ def _group_mean(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return means
 
 
-def _discover(embeddings: np.ndarray, cfg: ThemeConfig) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Cluster claims; return (member indices, unit centroid) per kept cluster, largest first."""
+@dataclass(frozen=True, slots=True)
+class PreviousThemes:
+    """The last run's discovered and broad themes, read back from its published tables."""
+
+    ids: list[str]
+    centroids: np.ndarray
+    broad_ids: list[str]
+    broad_centroids: np.ndarray
+    rows: dict[str, dict[str, Any]]
+    assignments: dict[str, str]
+
+    @classmethod
+    def from_rows(
+        cls, themes: Sequence[dict[str, Any]], primaries: Mapping[str, str]
+    ) -> PreviousThemes | None:
+        """Build from `themes` rows and each claim's previous primary theme."""
+        active = [r for r in themes if r["status"] == "active" and r["centroid"] is not None]
+        fine = [r for r in active if r["kind"] == "discovered"]
+        broad = [r for r in active if r["kind"] == "broad"]
+        if not fine and not broad:
+            return None
+
+        def stack(rows: list[dict[str, Any]]) -> np.ndarray:
+            if not rows:
+                return np.zeros((0, 0), dtype=np.float32)
+            return np.asarray([r["centroid"] for r in rows], dtype=np.float32)
+
+        known = {r["theme_id"] for r in fine}
+        return cls(
+            [r["theme_id"] for r in fine],
+            stack(fine),
+            [r["theme_id"] for r in broad],
+            stack(broad),
+            {r["theme_id"]: dict(r) for r in themes if r["kind"] in ("discovered", "broad")},
+            {c: t for c, t in primaries.items() if t in known},
+        )
+
+
+def _document_context(embeddings: np.ndarray, doc_ids: Sequence[str], weight: float) -> np.ndarray:
+    """Claim vectors pulled towards their document's mean: the space discovery clusters in.
+
+    A news sentence alone often says little about its topic ("He said it was a good result");
+    its article does.
+    """
+    if weight == 0 or len(embeddings) == 0:
+        return embeddings
+    docs = np.unique(np.asarray(doc_ids, dtype=object), return_inverse=True)[1].reshape(-1)
+    mixed = (1 - weight) * embeddings + weight * _group_mean(embeddings, docs)
+    norms = np.linalg.norm(mixed, axis=1, keepdims=True)
+    out: np.ndarray = (mixed / np.maximum(norms, 1e-12)).astype(np.float32)
+    return out
+
+
+def _kmeans(x: np.ndarray, k: int, cfg: ThemeConfig, init: np.ndarray | None = None) -> np.ndarray:
     from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    if len(x) > 5000:
+        km: Any = MiniBatchKMeans(
+            n_clusters=k,
+            random_state=cfg.random_state,
+            n_init=1 if init is not None else 3,
+            init=init if init is not None else "k-means++",
+            batch_size=4096,
+        )
+    else:
+        km = KMeans(
+            n_clusters=k,
+            random_state=cfg.random_state,
+            n_init=1 if init is not None else 4,
+            init=init if init is not None else "k-means++",
+        )
+    labels: np.ndarray = km.fit_predict(x)
+    return labels
+
+
+def _search_k(x: np.ndarray, ks: list[int], cfg: ThemeConfig) -> np.ndarray | None:
+    """Cluster with each k and keep the labels of the best cosine silhouette (sampled)."""
     from sklearn.metrics import silhouette_score
 
-    n = len(embeddings)
-    # Repeated claims give identical vectors; k-means cannot find more clusters than points.
-    n_distinct = len(np.unique(embeddings.round(5), axis=0)) if n else 0
-    k_max = min(cfg.max_discovered, n // cfg.min_cluster_size, n_distinct)
-    if k_max < 2:
-        return []
     best: tuple[float, np.ndarray] | None = None
-    for k in range(2, k_max + 1):
-        if n > 5000:
-            km: Any = MiniBatchKMeans(
-                n_clusters=k, random_state=cfg.random_state, n_init=3, batch_size=2048
-            )
-        else:
-            km = KMeans(n_clusters=k, random_state=cfg.random_state, n_init=4)
-        labels = km.fit_predict(embeddings)
+    for k in ks:
+        labels = _kmeans(x, k, cfg)
         if len(set(labels.tolist())) < 2:
             continue
         score = float(
             silhouette_score(
-                embeddings,
+                x,
                 labels,
                 metric="cosine",
-                sample_size=min(n, cfg.silhouette_sample),
+                sample_size=min(len(x), cfg.silhouette_sample),
                 random_state=cfg.random_state,
             )
         )
         if best is None or score > best[0] + 1e-9:
             best = (score, labels)
-    if best is None:
+    return best[1] if best else None
+
+
+def _k_grid(n: int, cfg: ThemeConfig) -> list[int]:
+    n_hi = min(cfg.max_discovered, n // cfg.min_cluster_size)
+    n_lo = min(n_hi, max(2, -(-n // cfg.max_claims_per_theme)))
+    grid = sorted(
+        {n_lo, n_hi, *(k for k in (2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60))}
+    )
+    return [k for k in grid if n_lo <= k <= n_hi]
+
+
+def _fine_themes(
+    x: np.ndarray,
+    claim_ids: list[str],
+    prev_labels: list[str | None],
+    cfg: ThemeConfig,
+    previous: PreviousThemes | None,
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Discovered themes: (theme_id, member indices into ``x``, unit centroid), largest first."""
+    n = len(x)
+    n_distinct = len(np.unique(x.round(5), axis=0)) if n else 0
+    if n_distinct < 2 or n < 2 * cfg.min_cluster_size:
         return []
-    labels = best[1]
+    labels: np.ndarray | None
+    if previous is not None and len(previous.ids) >= 1 and len(previous.ids) < n_distinct:
+        # Warm start: assign to last night's centroids, then move each centroid once to the mean
+        # of its claims (one Lloyd step per night). Themes follow the data gradually instead of
+        # being re-drawn by a fresh k-means, which would move boundary claims between ids.
+        k = len(previous.ids)
+        prev_sims = x @ previous.centroids.T
+        labels = prev_sims.argmax(axis=1)
+        # Novelty is judged against last night's themes, before any centroid moves, so a new
+        # topic cannot be absorbed by a theme that has lost its own claims.
+        novel = np.flatnonzero(prev_sims.max(axis=1) < cfg.novelty_threshold)
+        labels[novel] = -1
+        centroids = np.stack(
+            [
+                _unit(x[labels == c].mean(axis=0)) if (labels == c).any() else previous.centroids[c]
+                for c in range(k)
+            ]
+        )
+        sims = x @ centroids.T
+        best = sims.max(axis=1)
+        column = {tid: c for c, tid in enumerate(previous.ids)}
+        for i, prev in enumerate(prev_labels):
+            # Hysteresis: a claim keeps its theme unless another is clearly closer.
+            c = column.get(prev) if prev is not None else None
+            if c is not None and labels[i] >= 0 and sims[i, c] >= best[i] - cfg.stickiness:
+                labels[i] = c
+        if len(novel) >= 2 * cfg.min_cluster_size:
+            sub = _search_k(x[novel], _k_grid(len(novel), cfg), cfg)
+            if sub is not None:
+                labels[novel] = k + sub
+    else:
+        labels = _search_k(x, _k_grid(min(n, n_distinct), cfg), cfg)
+        if labels is None:
+            return []
     clusters = []
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
-        if len(members) >= cfg.min_cluster_size:
-            clusters.append((members, _unit(embeddings[members].mean(axis=0))))
+        if c >= 0 and len(members) >= cfg.min_cluster_size:  # -1: too few novel claims to group
+            clusters.append((members, _unit(x[members].mean(axis=0))))
     clusters.sort(key=lambda mc: (-len(mc[0]), int(mc[0][0])))
-    return clusters
+    ids = _match_ids(
+        [c for _, c in clusters],
+        [[claim_ids[i] for i in m] for m, _ in clusters],
+        previous.ids if previous else [],
+        previous.centroids if previous else None,
+        "discovered_",
+        cfg.match_threshold,
+    )
+    return [(tid, m, c) for tid, (m, c) in zip(ids, clusters, strict=True)]
+
+
+def _match_ids(
+    centroids: list[np.ndarray],
+    members: list[list[str]],
+    prev_ids: list[str],
+    prev_centroids: np.ndarray | None,
+    prefix: str,
+    threshold: float,
+) -> list[str]:
+    """Keep a previous id for each cluster that matches a previous theme (Hungarian on cosine).
+
+    Unmatched clusters get a new id derived from their members, so an id is never reused for
+    a different theme.
+    """
+    ids = [prefix + stable_id("theme", *sorted(m), length=10) for m in members]
+    if prev_centroids is None or not prev_ids or not centroids:
+        return ids
+    from scipy.optimize import linear_sum_assignment
+
+    sims = np.stack(centroids) @ prev_centroids.T
+    rows, cols = linear_sum_assignment(-sims)
+    taken = set()
+    for r, c in zip(rows, cols, strict=True):
+        if sims[r, c] >= threshold:
+            ids[r] = prev_ids[c]
+            taken.add(prev_ids[c])
+    for r, tid in enumerate(ids):  # a fresh id colliding with a retired one: derive another
+        while tid in prev_ids and tid not in taken:
+            tid = prefix + stable_id("theme", tid, length=10)
+        ids[r] = tid
+    return ids
+
+
+def _broad_themes(
+    themes: list[ThemeInfo], space: np.ndarray, cfg: ThemeConfig, previous: PreviousThemes | None
+) -> list[ThemeInfo]:
+    """Roll fine themes up into broad ones (k by silhouette over the fine centroids).
+
+    Discovered themes cluster by centroid; each named theme joins the broad theme nearest to the
+    centroid of its claims. Sets ``parent_id`` on the fine themes and returns the broad ones.
+    """
+    fine = [t for t in themes if t.kind == "discovered"]
+    if len(fine) < 4:
+        return []
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    f = np.stack([t.centroid for t in fine if t.centroid is not None])
+    weights = np.array([len(t.member_idx) for t in fine], dtype=np.float64)
+    best: tuple[float, np.ndarray] | None = None
+    for k in range(2, min(cfg.max_broad, len(fine) - 1) + 1):
+        labels = KMeans(n_clusters=k, random_state=cfg.random_state, n_init=8).fit_predict(
+            f, sample_weight=weights
+        )
+        if len(set(labels.tolist())) < 2:
+            continue
+        score = float(silhouette_score(f, labels, metric="cosine"))
+        if best is None or score > best[0] + 1e-9:
+            best = (score, labels)
+    if best is None:
+        return []
+    groups = [np.flatnonzero(best[1] == b) for b in np.unique(best[1])]
+    centroids = [_unit((f[g] * weights[g, None]).sum(axis=0)) for g in groups]
+    ids = _match_ids(
+        centroids,
+        [[fine[i].theme_id for i in g] for g in groups],
+        previous.broad_ids if previous else [],
+        previous.broad_centroids if previous else None,
+        "broad_",
+        cfg.match_threshold,
+    )
+    broad = []
+    for tid, g, centroid in zip(ids, groups, centroids, strict=True):
+        for i in g:
+            fine[i].parent_id = tid
+        members = np.concatenate([fine[i].member_idx for i in g])
+        broad.append(ThemeInfo(tid, tid, "broad", None, np.sort(members), centroid))
+    for t in themes:
+        if t.kind == "named" and len(t.member_idx):
+            sims = [float(_unit(space[t.member_idx].mean(axis=0)) @ c) for c in centroids]
+            t.parent_id = ids[int(np.argmax(sims))]
+    for b in broad:  # a broad theme counts the claims of all its children, named ones included
+        children = [t.member_idx for t in themes if t.parent_id == b.theme_id]
+        b.member_idx = np.sort(np.concatenate(children)) if children else b.member_idx
+    return broad
+
+
+def _retired(themes: list[ThemeInfo], previous: PreviousThemes | None) -> list[dict[str, Any]]:
+    """Previous discovered/broad themes that did not come back: kept as rows, marked retired."""
+    if previous is None:
+        return []
+    alive = {t.theme_id for t in themes}
+    return [
+        {**row, "status": "retired", "n_claims": 0, "representative_claim_ids": []}
+        for tid, row in sorted(previous.rows.items())
+        if tid not in alive
+    ]
 
 
 def ctfidf_keywords(class_texts: Sequence[str], top_n: int = 8) -> list[list[str]]:
@@ -402,11 +641,24 @@ def assign_themes(
     catalog: ThemeCatalog,
     claim_ids: Sequence[str],
     doc_ids: Sequence[str],
+    doc_dates: Mapping[str, dt.date] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Turn a fitted model into rows for `themes`, `claim_themes` and `document_themes`."""
+    """Turn a fitted model into rows for the four theme tables.
+
+    The tables are `themes`, `claim_themes`, `document_themes` and `theme_trends`.
+
+    Args:
+        model: A fitted :class:`ThemeModel`.
+        catalog: The catalog (labels and descriptions of named themes).
+        claim_ids: Claim ids in the order the model was fitted on.
+        doc_ids: Document of each claim.
+        doc_dates: Each document's date (published, else ingested) for trends and first/last seen.
+    """
+    dates = doc_dates or {}
     themes_rows = []
     for t in model.themes_:
         named = catalog.themes.get(t.theme_id)
+        seen = sorted({dates[doc_ids[i]] for i in t.member_idx if doc_ids[i] in dates})
         themes_rows.append(
             {
                 "theme_id": t.theme_id,
@@ -415,11 +667,18 @@ def assign_themes(
                 "keywords": t.keywords,
                 "n_claims": len(t.member_idx),
                 "description": named.description if named else _keyword_description(t),
-                "parent_id": None,
+                "parent_id": t.parent_id,
                 "representative_claim_ids": [claim_ids[i] for i in t.representatives],
                 "coherence": t.coherence,
+                "status": "active",
+                "first_seen": seen[0] if seen else None,
+                "last_seen": seen[-1] if seen else None,
+                "centroid": t.centroid.tolist()
+                if t.centroid is not None and t.kind != "named"
+                else None,
             }
         )
+    themes_rows += model.retired_
     claim_rows = []
     for i, extra in enumerate(model.secondary()):
         claim_rows.append(
@@ -434,14 +693,49 @@ def assign_themes(
             claim_rows.append(
                 {"claim_id": claim_ids[i], "theme_id": theme_id, "score": score, "rank": rank}
             )
+    parents = {t.theme_id: t.parent_id for t in model.themes_}
     return {
         "themes": themes_rows,
         "claim_themes": claim_rows,
         "document_themes": _document_mix(doc_ids, list(model.labels_)),
+        "theme_trends": _trends(doc_ids, list(model.labels_), parents, dates),
     }
 
 
+def _trends(
+    doc_ids: Sequence[str],
+    labels: Sequence[str],
+    parents: Mapping[str, str | None],
+    dates: Mapping[str, dt.date],
+) -> list[dict[str, Any]]:
+    """Claims and documents per theme and day; broad themes aggregate their children."""
+    claims: dict[tuple[str, dt.date], int] = {}
+    docs: dict[tuple[str, dt.date], set[str]] = {}
+    per_day: dict[dt.date, int] = {}
+    for doc, label in zip(doc_ids, labels, strict=True):
+        day = dates.get(doc)
+        if day is None:
+            continue
+        per_day[day] = per_day.get(day, 0) + 1
+        for theme in (label, parents.get(label)):
+            if theme is not None:
+                claims[(theme, day)] = claims.get((theme, day), 0) + 1
+                docs.setdefault((theme, day), set()).add(doc)
+    return [
+        {
+            "theme_id": theme,
+            "date": day,
+            "n_claims": n,
+            "n_documents": len(docs[(theme, day)]),
+            "share": n / per_day[day],
+        }
+        for (theme, day), n in sorted(claims.items())
+    ]
+
+
 def _keyword_description(theme: ThemeInfo) -> str | None:
+    if theme.kind == "broad":
+        return f"Broad theme grouping related themes; keywords: {', '.join(theme.keywords)}"
     if theme.kind == UNASSIGNED:
         return "Claims that fit no named theme and no discovered theme large enough to keep."
     return f"Discovered theme; keywords: {', '.join(theme.keywords)}" if theme.keywords else None

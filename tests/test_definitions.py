@@ -22,12 +22,13 @@ def test_definitions_load():
         "themes",
         "claim_themes",
         "document_themes",
+        "theme_trends",
         "runs",
     }
     assert defs.resolve_job_def("docthemes_job").executor_def.name == "in_process"
     # Every check is blocking: a failure must stop publication.
     checks = list(defs.resolve_asset_graph().asset_check_keys)
-    assert len(checks) >= 16
+    assert len(checks) >= 17
     assert {s.name for s in defs.schedules} == {"nightly"} and {s.name for s in defs.sensors} == {
         "raw_dir_sensor"
     }

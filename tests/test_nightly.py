@@ -133,3 +133,38 @@ def test_full_refresh_ignores_previous_state(seed_dir, tmp_path, embedder):
     assert metadata(fresh, "documents")["files_read"] == 2
     assert metadata(fresh, "claim_embeddings")["cache_hits"] == 0
     shutil.rmtree(out / "_cache")
+
+
+def test_runs_manifest_records_provenance(seed_dir, tmp_path, embedder):
+    # Reproducing a table needs its code, packages, model, config and inputs.
+    out = tmp_path / "out"
+    assert materialize_all(seed_dir, out, embedder).success
+    (seed_dir / "new.txt").write_text(NEW_ARTICLE)
+    assert materialize_all(seed_dir, out, embedder).success
+    runs = pd.read_parquet(out / "runs.parquet")
+    last = runs.iloc[-1]
+    assert last.model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert (
+        last.model_weights_sha256
+        == "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+    )
+    assert dict(last.package_versions)["dagster"] == "1.13.27"
+    assert last.code_version.startswith("pipeline-")
+    assert dict(last.row_counts)["documents"] == 3 and last.input_files == 3
+    assert runs.inputs_sha256.nunique() == 2  # new input, new digest
+    assert runs.config_sha256.nunique() == 1
+    assert sorted(last.published_tables) == sorted(
+        ["documents", "rejected_files", "duplicates", "segments", "claims", "claim_embeddings"]
+        + ["themes", "claim_themes", "document_themes", "theme_trends"]
+    )
+    assert (runs.finished_at >= runs.started_at).all()
+
+
+def test_cli_reports_when_nothing_is_new(seed_dir, tmp_path, embedder):
+    from assets.cli import summarize
+
+    out = tmp_path / "out"
+    assert materialize_all(seed_dir, out, embedder).success
+    report = summarize(materialize_all(seed_dir, out, embedder))
+    assert "read 0 new or changed files (2 unchanged)" in report
+    assert "nothing new since the last run" in report and "17/17 checks passed" in report

@@ -143,8 +143,17 @@ def test_kill_9_at_any_point_then_rerun_equals_clean_run(seed_dir, tmp_path):
         for name in TABLES:
             pd.read_parquet(out / f"{name}.parquet")  # still readable
     assert _cli(seed_dir, out, home).wait(timeout=300) == 0
-    clean_out = tmp_path / "clean"
-    assert _cli(seed_dir, clean_out, tmp_path / "home2").wait(timeout=300) == 0
+    # The uninterrupted equivalent: the same two nights (seeds, then everything), no kill.
+    # Themes keep ids from night to night, so the history is part of the input.
+    clean_out, home2, aside = tmp_path / "clean", tmp_path / "home2", tmp_path / "aside"
+    aside.mkdir()
+    synthetic = sorted(seed_dir.glob("synthetic_*.txt"))
+    for f in synthetic:
+        f.rename(aside / f.name)  # rename keeps the mtime
+    assert _cli(seed_dir, clean_out, home2).wait(timeout=300) == 0
+    for f in synthetic:
+        (aside / f.name).rename(f)
+    assert _cli(seed_dir, clean_out, home2).wait(timeout=300) == 0
     recovered, clean = read_all(out), read_all(clean_out)
     for name in TABLES:
         assert_tables_equal(recovered[name], clean[name], name)

@@ -121,3 +121,105 @@ def test_document_shares_sum_to_one(embedder):
     rows = assign_themes(model, load_catalog(), ids, doc_ids)["document_themes"]
     for doc in ("a", "b"):
         assert sum(r["share"] for r in rows if r["doc_id"] == doc) == pytest.approx(1.0)
+
+
+def _blobs(n_per: int, centers: list[int], seed: int = 0, dim: int = 16):
+    """Unit vectors around orthogonal axes: one synthetic topic per axis."""
+    rng = np.random.default_rng(seed)
+    rows, topics = [], []
+    for c in centers:
+        base = np.eye(dim, dtype=np.float32)[c]
+        pts = base + 0.15 * rng.standard_normal((n_per, dim)).astype(np.float32)
+        rows.append(pts / np.linalg.norm(pts, axis=1, keepdims=True))
+        topics += [c] * n_per
+    return np.concatenate(rows), topics
+
+
+def _fit_synthetic(x, prefix, previous=None, docs=None):
+    # A named theme no synthetic claim can reach, so everything goes to discovery.
+    far = np.zeros((1, x.shape[1]), dtype=np.float32)
+    far[0, -1] = 1.0
+    vectors = ThemeVectors(["named_x"], [far], far.copy())
+    ids = [f"{prefix}{i:04d}" for i in range(len(x))]
+    docs = docs or [f"d{i}" for i in range(len(x))]
+    config = ThemeConfig(discovery_context_weight=0.0)
+    model = ThemeModel(vectors, config).fit(x, ["word"] * len(x), docs, [0] * len(x), ids, previous)
+    return model, ids
+
+
+def _previous(model, ids):
+    from pipeline.themes import PreviousThemes
+
+    catalog = ThemeCatalog.model_validate(
+        {"themes": {"named_x": {"label": "X", "description": "x", "seed_phrases": ["x"]}}}
+    )
+    rows = assign_themes(model, catalog, ids, [f"d{i}" for i in range(len(ids))])
+    primaries = {r["claim_id"]: r["theme_id"] for r in rows["claim_themes"] if r["rank"] == 1}
+    return PreviousThemes.from_rows(rows["themes"], primaries), rows
+
+
+def test_discovered_ids_survive_new_data():
+    # Adding 10% more claims must leave (nearly) every assigned claim on the same theme id.
+    x, _ = _blobs(60, [0, 1, 2, 3, 4, 5])
+    first, ids = _fit_synthetic(x, "c")
+    previous, _ = _previous(first, ids)
+    extra, _ = _blobs(6, [0, 1, 2, 3, 4, 5], seed=1)
+    second, ids2 = _fit_synthetic(np.concatenate([x, extra]), "c", previous)
+    before = dict(zip(ids, first.labels_, strict=True))
+    after = dict(zip(ids2, second.labels_, strict=True))
+    assigned = [c for c, t in before.items() if t != UNASSIGNED]
+    kept = sum(after[c] == before[c] for c in assigned) / len(assigned)
+    assert kept >= 0.95 and second.retired_ == []
+
+
+def test_vanished_theme_is_retired_and_new_theme_gets_new_id():
+    x, topics = _blobs(60, [0, 1, 2, 3, 4, 5])
+    first, ids = _fit_synthetic(x, "c")
+    previous, _ = _previous(first, ids)
+    gone = first.labels_[topics.index(5)]
+    keep = [i for i, t in enumerate(topics) if t != 5]
+    novel, _ = _blobs(60, [7], seed=2)
+    x2 = np.concatenate([x[keep], novel])
+    second, ids2 = _fit_synthetic(x2, "d", previous)
+    new_themes = {t.theme_id for t in second.themes_ if t.kind == "discovered"}
+    assert gone not in new_themes
+    assert [r["theme_id"] for r in second.retired_ if r["kind"] == "discovered"] == [gone]
+    assert all(r["status"] == "retired" and r["n_claims"] == 0 for r in second.retired_)
+    novel_label = second.labels_[-1]
+    assert novel_label.startswith("discovered_") and novel_label not in previous.rows
+
+
+def test_hierarchy_rolls_fine_themes_into_broad_ones():
+    # Two groups of three nearby topics: fine themes per topic, broad themes per group.
+    dim = 16
+    rng = np.random.default_rng(0)
+    groups = {0: [1, 2, 3], 8: [9, 10, 11]}
+    rows = []
+    for g, topics in groups.items():
+        for t in topics:
+            base = np.eye(dim, dtype=np.float32)[g] * 2 + np.eye(dim, dtype=np.float32)[t]
+            pts = base + 0.1 * rng.standard_normal((40, dim)).astype(np.float32)
+            rows.append(pts / np.linalg.norm(pts, axis=1, keepdims=True))
+    model, ids = _fit_synthetic(np.concatenate(rows), "h")
+    fine = [t for t in model.themes_ if t.kind == "discovered"]
+    broad = [t for t in model.themes_ if t.kind == "broad"]
+    assert len(fine) >= 4 and len(broad) == 2
+    assert all(t.parent_id in {b.theme_id for b in broad} for t in fine)
+    assert sum(len(b.member_idx) for b in broad) == sum(len(t.member_idx) for t in fine)
+
+
+def test_theme_trends_and_seen_dates(embedder):
+    import datetime as dt
+
+    texts = ["Russia sells gas to China.", "Gas exports to China grew.", *OFF_TOPIC]
+    doc_ids = ["a", "b", *[f"o{i}" for i in range(len(OFF_TOPIC))]]
+    model, ids, _ = _fit(embedder, texts, doc_ids=doc_ids)
+    dates = {d: dt.date(2024, 1, 1 + (i % 2)) for i, d in enumerate(doc_ids)}
+    rows = assign_themes(model, load_catalog(), ids, doc_ids, dates)
+    trends = rows["theme_trends"]
+    for day in {dt.date(2024, 1, 1), dt.date(2024, 1, 2)}:
+        fine = [r for r in trends if r["date"] == day and not r["theme_id"].startswith("broad_")]
+        assert sum(r["n_claims"] for r in fine) == sum(1 for d in doc_ids if dates[d] == day)
+        assert sum(r["share"] for r in fine) == pytest.approx(1.0)
+    energy = next(r for r in rows["themes"] if r["theme_id"] == "energy_axis")
+    assert (energy["first_seen"], energy["last_seen"]) == (dt.date(2024, 1, 1), dt.date(2024, 1, 2))

@@ -1,0 +1,98 @@
+"""Speed and memory against the raw model, on BBC articles (issue: fast on one machine).
+
+Usage: .venv/bin/python -m benchmarks.performance [--docs 500] [--repeat 2]
+       (--docs 0 = the whole corpus)
+
+Prints, in one run (the machine is noisy: compare the ratios):
+1. embedding stage (docthemes' embed_with_cache, empty cache) vs bare
+   SentenceTransformer.encode over the same claim texts, in this process: claims/s and ratio;
+2. a cold `docthemes run` (fresh output dir and DAGSTER_HOME, process start to finish) vs the bare
+   encode time of the claims it produced: wall times and ratio;
+3. the run's peak resident memory and its time per step.
+"""
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import bbc_files, cli_run, copy_articles
+from pipeline.corpus import build_corpus
+from pipeline.embed import EmbeddingCache, embed_texts, embed_with_cache, load_model, resolve_model
+from pipeline.ingest import IngestConfig
+
+
+def bare_encode(model, texts: list[str]) -> float:  # type: ignore[no-untyped-def]
+    """Seconds for the plain sentence-transformers call, as a user would write it."""
+    start = time.perf_counter()
+    model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+    return time.perf_counter() - start
+
+
+def stage(model, texts: list[str], tmp: Path) -> float:  # type: ignore[no-untyped-def]
+    """Seconds for docthemes' embedding stage on an empty cache (hashing, dedupe, checkpoints)."""
+    cache = EmbeddingCache(tmp / f"cache-{time.monotonic_ns()}", "bench")
+    start = time.perf_counter()
+    embed_with_cache(texts, lambda t: embed_texts(model, t), cache)
+    return time.perf_counter() - start
+
+
+def step_times(home: Path) -> dict[str, float]:
+    """Seconds per step of the latest run recorded in ``home``."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        run = instance.get_runs(limit=1)[0]
+        return {
+            s.step_key: (s.end_time or 0) - (s.start_time or 0)
+            for s in instance.get_run_step_stats(run.run_id)
+            if s.step_key and "schema_matches" not in s.step_key
+        }
+
+
+def main() -> None:
+    """Run the measurements and print them."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--docs", type=int, default=500, help="BBC articles; 0 = all 2,225")
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    files = bbc_files(args.docs or None)
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        raw = tmp / "raw"
+        copy_articles(files, raw)
+
+        # 2. cold run first, in a fresh process (its peak RSS is this process's child maximum).
+        t_run, out = cli_run(raw, tmp / "out", tmp / "home")
+        peak_child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        steps = step_times(tmp / "home")
+
+        texts = build_corpus(raw, IngestConfig(), max_sentence_chars=1000).tables["claims"]
+        claim_texts = texts.column("text").to_pylist()
+        model = load_model(resolve_model())
+        model.encode(claim_texts[:64])  # warm-up: first-call allocations are not throughput
+        bare, ours = [], []
+        for _ in range(args.repeat):  # alternate, so drift on a shared machine hits both
+            bare.append(bare_encode(model, claim_texts))
+            ours.append(stage(model, claim_texts, tmp))
+    n = len(claim_texts)
+    b, o = float(np.median(bare)), float(np.median(ours))
+    print(f"corpus: {len(files)} BBC articles, {n} claims ({len(set(claim_texts))} distinct texts)")
+    print(f"1. bare encode      {b:8.1f} s  {n / b:8.1f} claims/s   (median of {args.repeat})")
+    print(
+        f"   embedding stage  {o:8.1f} s  {n / o:8.1f} claims/s   ratio {b / o:.1%} of bare (target >= 95%)"
+    )
+    print(f"2. cold docthemes run {t_run:6.1f} s = {t_run / b:.2f}x bare encode (target <= 1.25x)")
+    print(
+        f"3. peak RSS of the run: {peak_child_mb:,.0f} MB (target <= 2,500 MB on the whole corpus)"
+    )
+    for key, seconds in sorted(steps.items(), key=lambda kv: -kv[1])[:8]:
+        print(f"   step {key:<40} {seconds:7.1f} s")
+    print(out.splitlines()[1])
+
+
+if __name__ == "__main__":
+    main()
