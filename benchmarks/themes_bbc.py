@@ -106,11 +106,18 @@ def main() -> None:
     assigned = [c for c, t in primaries.items() if t != UNASSIGNED]
     kept = sum(after[c] == primaries[c] for c in assigned)
     growth = len(held_out) / (len(doc_order) - len(held_out))
+    parent_before = {r["theme_id"]: r["parent_id"] for r in rows["themes"]}
+    parent_after = {t.theme_id: t.parent_id for t in second.themes_}
+    broad_kept = sum(
+        parent_after.get(after[c]) == parent_before.get(primaries[c]) for c in assigned
+    )
+    retired_kinds = collections.Counter(r["kind"] for r in second.retired_)
     print(
         f"stability: {kept}/{len(assigned)} previously assigned claims kept their theme id "
         f"({kept / len(assigned):.1%}) after adding {len(held_out)} articles (+{growth:.0%}); "
-        f"retired {len(second.retired_)}"
+        f"retired {dict(retired_kinds)}"
     )
+    print(f"broad-level stability: {broad_kept / len(assigned):.1%} kept their broad theme id")
 
     # 2. Quality: a fit from scratch on everything.
     t0 = time.perf_counter()

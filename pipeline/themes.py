@@ -544,30 +544,23 @@ def _broad_themes(
 ) -> list[ThemeInfo]:
     """Roll fine themes up into broad ones (k by silhouette over the fine centroids).
 
-    Discovered themes cluster by centroid; each named theme joins the broad theme nearest to the
-    centroid of its claims. Sets ``parent_id`` on the fine themes and returns the broad ones.
+    On later runs each fine theme joins the nearest of last night's broad themes instead, so broad
+    ids stay put. Each named theme joins the broad theme nearest to the centroid of its claims.
+    Sets ``parent_id`` on the fine and named themes and returns the broad ones.
     """
     fine = [t for t in themes if t.kind == "discovered"]
     if len(fine) < 4:
         return []
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import silhouette_score
-
     f = np.stack([t.centroid for t in fine if t.centroid is not None])
     weights = np.array([len(t.member_idx) for t in fine], dtype=np.float64)
-    best: tuple[float, np.ndarray] | None = None
-    for k in range(2, min(cfg.max_broad, len(fine) - 1) + 1):
-        labels = KMeans(n_clusters=k, random_state=cfg.random_state, n_init=8).fit_predict(
-            f, sample_weight=weights
-        )
-        if len(set(labels.tolist())) < 2:
-            continue
-        score = float(silhouette_score(f, labels, metric="cosine"))
-        if best is None or score > best[0] + 1e-9:
-            best = (score, labels)
-    if best is None:
+    if previous is not None and len(previous.broad_ids) >= 2:
+        # Warm start, as for fine themes: each fine theme joins last night's nearest broad theme.
+        grouping: np.ndarray | None = (f @ previous.broad_centroids.T).argmax(axis=1)
+    else:
+        grouping = _group_centroids(f, weights, cfg)
+    if grouping is None:
         return []
-    groups = [np.flatnonzero(best[1] == b) for b in np.unique(best[1])]
+    groups = [np.flatnonzero(grouping == b) for b in np.unique(grouping)]
     centroids = [_unit((f[g] * weights[g, None]).sum(axis=0)) for g in groups]
     ids = _match_ids(
         centroids,
@@ -591,6 +584,24 @@ def _broad_themes(
         children = [t.member_idx for t in themes if t.parent_id == b.theme_id]
         b.member_idx = np.sort(np.concatenate(children)) if children else b.member_idx
     return broad
+
+
+def _group_centroids(f: np.ndarray, weights: np.ndarray, cfg: ThemeConfig) -> np.ndarray | None:
+    """Cluster fine centroids (weighted by size); k from 2 to ``max_broad`` by silhouette."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    best: tuple[float, np.ndarray] | None = None
+    for k in range(2, min(cfg.max_broad, len(f) - 1) + 1):
+        labels = KMeans(n_clusters=k, random_state=cfg.random_state, n_init=8).fit_predict(
+            f, sample_weight=weights
+        )
+        if len(set(labels.tolist())) < 2:
+            continue
+        score = float(silhouette_score(f, labels, metric="cosine"))
+        if best is None or score > best[0] + 1e-9:
+            best = (score, labels)
+    return best[1] if best else None
 
 
 def _retired(themes: list[ThemeInfo], previous: PreviousThemes | None) -> list[dict[str, Any]]:

@@ -170,6 +170,12 @@ def test_discovered_ids_survive_new_data():
     assigned = [c for c, t in before.items() if t != UNASSIGNED]
     kept = sum(after[c] == before[c] for c in assigned) / len(assigned)
     assert kept >= 0.95 and second.retired_ == []
+    # The broad level is warm-started too: fine themes keep their parent.
+    parents = {t.theme_id: t.parent_id for t in first.themes_ if t.kind == "discovered"}
+    assert any(parents.values())
+    for t in second.themes_:
+        if t.theme_id in parents:
+            assert t.parent_id == parents[t.theme_id]
 
 
 def test_vanished_theme_is_retired_and_new_theme_gets_new_id():
