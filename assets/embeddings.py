@@ -1,5 +1,7 @@
 """Embedding asset: one L2-normalised vector per claim, computed once per distinct text."""
 
+import time
+
 import dagster as dg
 import numpy as np
 import pyarrow as pa
@@ -26,11 +28,20 @@ def claim_embeddings(
     cache = EmbeddingCache(settings.store.base_dir / CACHE_DIR, embedder.cache_key)
     if settings.full_refresh:
         cache.compact(keep=set())
+    start = time.perf_counter()
     result = embed_with_cache(
         claims.column("text").to_pylist(), embedder.embed, cache, settings.embed_chunk_size
     )
+    encode_s = time.perf_counter() - start - embedder.load_seconds
     context.add_output_metadata(
-        {"model": embedder.model_name, "cache_hits": result.hits, "cache_misses": result.misses}
+        {
+            "model": embedder.model_name,
+            "cache_hits": result.hits,
+            "cache_misses": result.misses,
+            "model_load_seconds": round(embedder.load_seconds, 2),
+            "embed_seconds": round(encode_s, 2),
+            "texts_per_second": round(result.misses / encode_s, 1) if result.misses else 0.0,
+        }
     )
     context.log.info(f"embeddings: {result.misses} texts embedded, {result.hits} from the cache")
     vectors = result.vectors if claims.num_rows else np.zeros((0, embedder.dimension), np.float32)

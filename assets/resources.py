@@ -1,6 +1,7 @@
 """Dagster resources: the embedding model, the pipeline settings and the run lock."""
 
 import os
+import time
 from typing import Any
 
 import dagster as dg
@@ -17,7 +18,7 @@ from pipeline.embed import (
     verify_weights,
 )
 from pipeline.ingest import IngestConfig
-from pipeline.storage import TableStore
+from pipeline.storage import TableStore, remove_stale_temporaries
 from pipeline.themes import ThemeCatalog, ThemeConfig, load_catalog
 
 DEFAULT_RAW_DIR = "data/raw"
@@ -42,6 +43,7 @@ class EmbedderResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     _spec: ModelSpec | None = PrivateAttr(default=None)
     _model: Any = PrivateAttr(default=None)
+    _load_seconds: float = PrivateAttr(default=0.0)
 
     @property
     def spec(self) -> ModelSpec:
@@ -74,10 +76,17 @@ class EmbedderResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         """Embedding dimension of the loaded model."""
         return int(self._loaded().get_embedding_dimension())
 
+    @property
+    def load_seconds(self) -> float:
+        """Time this run spent importing and loading the model (0 if it was not needed)."""
+        return self._load_seconds
+
     def _loaded(self) -> Any:
         # Loaded lazily so that a run with nothing new to embed never imports torch.
         if self._model is None:
+            start = time.perf_counter()
             self._model = load_model(self.spec, self.device, self.num_threads)
+            self._load_seconds = time.perf_counter() - start
         return self._model
 
 
@@ -161,8 +170,9 @@ class RunLockResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         self._held = store.lock(self.timeout_s)
         self._held.__enter__()
         removed = store.discard_staging(keep=context.run.run_id if context.run else None)
+        removed += [p.name for p in remove_stale_temporaries(store.base_dir)]
         if removed and context.log is not None:
-            context.log.warning(f"removed staging of unfinished runs: {', '.join(removed)}")
+            context.log.warning(f"removed leftovers of killed runs: {', '.join(removed)}")
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         """Release the lock."""

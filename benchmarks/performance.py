@@ -40,17 +40,22 @@ def stage(model, texts: list[str], tmp: Path) -> float:  # type: ignore[no-untyp
     return time.perf_counter() - start
 
 
-def step_times(home: Path) -> dict[str, float]:
-    """Seconds per step of the latest run recorded in ``home``."""
+def step_times(home: Path) -> tuple[dict[str, float], dict[str, object]]:
+    """Seconds per step of the latest run recorded in ``home``, and the embedding metadata."""
     import dagster as dg
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         run = instance.get_runs(limit=1)[0]
-        return {
+        steps = {
             s.step_key: (s.end_time or 0) - (s.start_time or 0)
             for s in instance.get_run_step_stats(run.run_id)
             if s.step_key and "schema_matches" not in s.step_key
         }
+        event = instance.get_latest_materialization_event(dg.AssetKey("claim_embeddings"))
+        mat = event.asset_materialization if event else None
+        meta = {k: v.value for k, v in mat.metadata.items()} if mat else {}
+    keys = ("model_load_seconds", "embed_seconds", "texts_per_second")
+    return steps, {k: meta[k] for k in keys if k in meta}
 
 
 def main() -> None:
@@ -68,7 +73,7 @@ def main() -> None:
         # 2. cold run first, in a fresh process (its peak RSS is this process's child maximum).
         t_run, out = cli_run(raw, tmp / "out", tmp / "home")
         peak_child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        steps = step_times(tmp / "home")
+        steps, embed_meta = step_times(tmp / "home")
 
         texts = build_corpus(raw, IngestConfig(), max_sentence_chars=1000).tables["claims"]
         claim_texts = texts.column("text").to_pylist()
@@ -91,6 +96,7 @@ def main() -> None:
     )
     for key, seconds in sorted(steps.items(), key=lambda kv: -kv[1])[:8]:
         print(f"   step {key:<40} {seconds:7.1f} s")
+    print(f"   embedding step metadata: {embed_meta}")
     print(out.splitlines()[1])
 
 

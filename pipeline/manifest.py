@@ -61,23 +61,18 @@ def package_versions() -> dict[str, str]:
 def code_version() -> str:
     """Pipeline version plus the git commit when running from a checkout."""
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(_ROOT), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(_ROOT), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
+        commit = _git("rev-parse", "--short=12", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return f"pipeline-{PIPELINE_VERSION}"
     return f"pipeline-{PIPELINE_VERSION}+{commit}{'-dirty' if dirty else ''}"
+
+
+def _git(*args: str) -> str:
+    proc = subprocess.run(
+        ["git", "-C", str(_ROOT), *args], capture_output=True, text=True, timeout=5, check=True
+    )
+    return proc.stdout.strip()
 
 
 def config_hash(config: Mapping[str, Any]) -> str:

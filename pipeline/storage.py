@@ -24,7 +24,6 @@ __all__ = [
     "ParquetSink",
     "RunLockedError",
     "TableStore",
-    "iter_batches",
     "read_table",
     "remove_stale_temporaries",
     "table_path",
@@ -139,22 +138,15 @@ def read_table(
     return table
 
 
-def iter_batches(
-    path: str | os.PathLike[str], batch_size: int = ROW_GROUP_SIZE
-) -> Iterator[pa.RecordBatch]:
-    """Yield record batches of a published table without loading it whole."""
-    p = Path(path)
-    if not p.exists():
-        raise MissingTableError(f"table {p.name!r} not found at {p}")
-    yield from pq.ParquetFile(p).iter_batches(batch_size=batch_size)
-
-
 def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
-    """Delete temporary files left by killed runs; return what was removed."""
+    """Delete temporary files left by killed runs, in ``directory`` and below; return them.
+
+    Only safe while holding the run lock: a live run's temporaries look the same.
+    """
     d = Path(directory)
     if not d.is_dir():
         return []
-    stale = sorted(d.glob(f"{_TMP_PREFIX}*"))
+    stale = sorted(d.rglob(f"{_TMP_PREFIX}*"))
     for p in stale:
         p.unlink(missing_ok=True)
     return stale

@@ -90,11 +90,13 @@ def test_unpunctuated_text_is_bounded():
 
 
 def test_empty_and_whitespace():
+    # Empty documents reach the splitter in edge cases; they must yield nothing, not crash.
     assert split_sentences("") == []
     assert split_sentences(" \n\t ") == []
 
 
 def test_classify_segment():
+    # The kind decides what becomes a claim: headings and sources must never be counted.
     assert (
         classify_segment("Strained Ties with Traditional Allies", is_whole_line=True) == "heading"
     )
