@@ -1,7 +1,6 @@
 """The `runs` asset: publishes the run's staged tables and records what produced them."""
 
 import datetime as dt
-from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
@@ -13,7 +12,7 @@ from pipeline.corpus import LISTED_AT
 from pipeline.ids import sha256_hex
 from pipeline.manifest import input_digest, manifest_row
 from pipeline.schemas import RUNS, SCHEMAS, to_table
-from pipeline.storage import TableStore, write_table
+from pipeline.storage import write_table
 
 DATA_TABLES = [*SCHEMAS, "claim_embeddings"]
 
@@ -33,7 +32,7 @@ def runs(
     store, run_id = settings.store, context.run.run_id
     documents = store.read("documents", run_id)
     listed_at = (documents.schema.metadata or {}).get(LISTED_AT)
-    counts = {n: pq.ParquetFile(_path(store, n, run_id)).metadata.num_rows for n in DATA_TABLES}
+    counts = {n: pq.ParquetFile(store.current(n, run_id)).metadata.num_rows for n in DATA_TABLES}
     config = {
         "settings": settings.model_dump(),
         "catalog_sha256": sha256_hex(settings.catalog().model_dump_json()),
@@ -67,8 +66,3 @@ def runs(
             **{f"rows_{k}": v for k, v in counts.items()},
         }
     )
-
-
-def _path(store: TableStore, name: str, run_id: str) -> Path:
-    staged = store.staged(name, run_id)
-    return staged if staged.exists() else store.published(name)

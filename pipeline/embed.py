@@ -246,18 +246,34 @@ class EmbeddingCache:
         """Store the location; nothing is read until :meth:`load`."""
         self.directory = Path(directory) / model_key
 
-    def load(self) -> tuple[dict[str, int], np.ndarray]:
-        """All cached vectors: key -> row index, and the ``(n, dim)`` matrix."""
+    def load(self, keys: set[str] | None = None) -> tuple[dict[str, int], np.ndarray]:
+        """Cached vectors: key -> row index, and the ``(n, dim)`` matrix.
+
+        Args:
+            keys: Only these keys (the theme step needs a few dozen seed phrases out of tens of
+                thousands of vectors); ``None`` loads everything.
+        """
         index: dict[str, int] = {}
         blocks: list[np.ndarray] = []
         n = 0
         for shard in self._shards():
-            table = read_table(shard)
-            col = table.column("embedding").combine_chunks()
+            shard_keys = (
+                read_table(shard, columns=["text_sha256"]).column("text_sha256").to_pylist()
+            )
+            rows = [
+                i
+                for i, key in enumerate(shard_keys)
+                if key not in index and (keys is None or key in keys)
+            ]
+            if not rows:
+                continue
+            col = read_table(shard, columns=["embedding"]).column("embedding").combine_chunks()
+            if keys is not None:
+                col = col.take(pa.array(rows))
             matrix = col.values.to_numpy(zero_copy_only=False).reshape(-1, col.type.list_size)
-            for i, key in enumerate(table.column("text_sha256").to_pylist()):
-                if key not in index:
-                    index[key] = n + i
+            picked = rows if keys is not None else range(len(shard_keys))
+            for j, i in enumerate(picked):
+                index.setdefault(shard_keys[i], n + j)
             blocks.append(matrix)
             n += len(matrix)
         matrix = np.concatenate(blocks) if blocks else np.zeros((0, 0), np.float32)
@@ -324,7 +340,7 @@ def embed_with_cache(
     Hits and misses count distinct texts: a text repeated in several claims is embedded once.
     """
     keys = [text_key(t) for t in texts]
-    index, matrix = cache.load()
+    index, matrix = cache.load(set(keys))
     todo: dict[str, str] = {}
     for key, text in zip(keys, texts, strict=True):
         if key not in index and key not in todo:

@@ -293,7 +293,7 @@ def _judge_ellipsis(
         return None  # editorial omission "[...]"
     if " " in dots:
         n_dots = dots.count(".")
-        starts_sentence = _starts_sentence(text, nxt, following)
+        starts_sentence = _starts_sentence(following)
         if attached and n_dots == 4 and starts_sentence and text[nxt].isupper():
             # "compounds. . . . The practice": the period ends the sentence and the spaced
             # ellipsis opens the next one.
@@ -351,7 +351,7 @@ def _judge_spaced_period(
     return end
 
 
-def _starts_sentence(text: str, nxt: int, following: str) -> bool:
+def _starts_sentence(following: str) -> bool:
     return following.isupper() or following in _OPENERS or following.isdigit()
 
 

@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -92,11 +92,6 @@ class ParquetSink(contextlib.AbstractContextManager["ParquetSink"]):
             table = table.cast(self.schema)
         self._writer.write_table(table, row_group_size=ROW_GROUP_SIZE)
         self.num_rows += table.num_rows
-
-    def write_all(self, batches: Iterable[pa.Table | pa.RecordBatch]) -> None:
-        """Append every batch of an iterable."""
-        for batch in batches:
-            self.write(batch)
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         """Publish on success; discard the temporary file on failure."""
@@ -189,13 +184,17 @@ class TableStore:
         """Path of a table staged by ``run_id``."""
         return table_path(self.base_dir / STAGING_DIR / run_id, name)
 
+    def current(self, name: str, run_id: str | None = None) -> Path:
+        """The table as ``run_id`` sees it: its own staged version, else the published one."""
+        if run_id is not None and self.staged(name, run_id).exists():
+            return self.staged(name, run_id)
+        return self.published(name)
+
     def read(
         self, name: str, run_id: str | None = None, columns: list[str] | None = None
     ) -> pa.Table:
-        """Read a table as ``run_id`` sees it: its own staged version, else the published one."""
-        if run_id is not None and self.staged(name, run_id).exists():
-            return read_table(self.staged(name, run_id), columns=columns)
-        return read_table(self.published(name), columns=columns)
+        """Read :meth:`current`; raises :class:`MissingTableError` if it does not exist."""
+        return read_table(self.current(name, run_id), columns=columns)
 
     def previous(self, name: str, columns: list[str] | None = None) -> pa.Table | None:
         """The published table, or None before the first successful run."""

@@ -150,7 +150,6 @@ class ThemeInfo:
     theme_id: str
     label: str
     kind: str
-    description: str | None
     member_idx: np.ndarray
     centroid: np.ndarray | None = None
     keywords: list[str] = field(default_factory=list)
@@ -211,7 +210,7 @@ class ThemeModel:
 
         themes: list[ThemeInfo] = []
         for k, key in enumerate(self.vectors.keys):
-            themes.append(ThemeInfo(key, key, "named", None, np.flatnonzero(labels == key)))
+            themes.append(ThemeInfo(key, key, "named", np.flatnonzero(labels == key)))
             themes[-1].centroid = _unit(self.vectors.seeds[k].mean(axis=0))
 
         rest = np.flatnonzero(~named_mask)
@@ -224,13 +223,11 @@ class ThemeModel:
             idx = rest[members]
             labels[idx] = theme_id
             final_scores[idx] = space[idx] @ centroid
-            themes.append(ThemeInfo(theme_id, theme_id, "discovered", None, idx, centroid))
+            themes.append(ThemeInfo(theme_id, theme_id, "discovered", idx, centroid))
         themes += _broad_themes(themes, space, cfg, previous)
         self.retired_ = _retired(themes, previous)
         themes.append(
-            ThemeInfo(
-                UNASSIGNED, "Unassigned", UNASSIGNED, None, np.flatnonzero(labels == UNASSIGNED)
-            )
+            ThemeInfo(UNASSIGNED, "Unassigned", UNASSIGNED, np.flatnonzero(labels == UNASSIGNED))
         )
         keywords = ctfidf_keywords(
             [" ".join(texts[i] for i in t.member_idx) for t in themes], cfg.n_keywords
@@ -575,7 +572,7 @@ def _broad_themes(
         for i in g:
             fine[i].parent_id = tid
         members = np.concatenate([fine[i].member_idx for i in g])
-        broad.append(ThemeInfo(tid, tid, "broad", None, np.sort(members), centroid))
+        broad.append(ThemeInfo(tid, tid, "broad", np.sort(members), centroid))
     for t in themes:
         if t.kind == "named" and len(t.member_idx):
             sims = [float(_unit(space[t.member_idx].mean(axis=0)) @ c) for c in centroids]

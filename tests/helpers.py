@@ -1,5 +1,8 @@
 """Shared helpers for tests that run real materializations."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -70,3 +73,25 @@ def assert_tables_equal(a: pd.DataFrame, b: pd.DataFrame, name: str, atol: float
             np.testing.assert_allclose(np.stack(x), np.stack(y), atol=atol, err_msg=f"{name}.{col}")
         else:
             assert x.astype(str).equals(y.astype(str)), f"{name}.{col}"
+
+
+def cli_process(raw: Path, out: Path, home: Path) -> subprocess.Popen:
+    """Start `docthemes run` (as `make run` does) in a fresh process with DOCTHEMES_* set."""
+    from tests.conftest import ROOT
+
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DOCTHEMES_RAW_DIR": str(raw),
+        "DOCTHEMES_PROCESSED_DIR": str(out),
+        "DAGSTER_HOME": str(home),
+        "HF_HUB_OFFLINE": "1",
+    }
+    home.mkdir(exist_ok=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "assets.cli", "run", "--log-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -1,8 +1,6 @@
 """Real materialization of every asset on the seeds, with the real model, read back."""
 
 import csv
-import subprocess
-import sys
 
 import duckdb
 import numpy as np
@@ -12,7 +10,7 @@ import pytest
 
 from pipeline.schemas import SCHEMAS
 from tests.conftest import DATA, ROOT
-from tests.helpers import TABLES, materialize_all, read_all
+from tests.helpers import TABLES, cli_process, materialize_all, read_all
 from tests.torture import build_torture_folder
 
 
@@ -171,22 +169,9 @@ def test_cli_run_uses_environment(tmp_path):
     raw.mkdir()
     home.mkdir()
     (raw / "a.txt").write_text("Russia redirected its oil and gas exports to China.\n")
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "DOCTHEMES_RAW_DIR": str(raw),
-        "DOCTHEMES_PROCESSED_DIR": str(out),
-        "DAGSTER_HOME": str(home),
-        "HF_HUB_OFFLINE": "1",
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "assets.cli", "run", "--log-level", "WARNING"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "docthemes run succeeded" in proc.stdout
-    assert "claims                    1 rows" in proc.stdout
+    proc = cli_process(raw, out, home)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "docthemes run succeeded" in stdout
+    assert "claims                    1 rows" in stdout
     assert read_all(out)["claim_themes"].theme_id.tolist() == ["energy_axis"]

@@ -4,7 +4,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from assets.resources import EmbedderResource, PipelineSettings
 from pipeline.embed import EmbeddingCache, embed_with_cache
 from pipeline.storage import TableStore
 from tests.conftest import ROOT
-from tests.helpers import TABLES, assert_tables_equal, materialize_all, read_all
+from tests.helpers import TABLES, assert_tables_equal, cli_process, materialize_all, read_all
 
 
 def snapshot(out: Path) -> dict[str, bytes]:
@@ -62,33 +61,14 @@ def test_second_run_waits_then_fails_with_a_clear_message(seed_dir, tmp_path, em
     assert "another docthemes run is writing to" in str(failure.event_specific_data)
 
 
-def _cli(raw: Path, out: Path, home: Path) -> subprocess.Popen:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "DOCTHEMES_RAW_DIR": str(raw),
-        "DOCTHEMES_PROCESSED_DIR": str(out),
-        "DAGSTER_HOME": str(home),
-        "HF_HUB_OFFLINE": "1",
-    }
-    home.mkdir(exist_ok=True)
-    return subprocess.Popen(
-        [sys.executable, "-m", "assets.cli", "run", "--log-level", "WARNING"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def test_concurrent_runs_are_serialised(seed_dir, tmp_path):
     # Two runs at once: the second waits for the lock, then finds nothing new to do.
     out, home = tmp_path / "out", tmp_path / "home"
-    first = _cli(seed_dir, out, home)
+    first = cli_process(seed_dir, out, home)
     # Start the second once the first is running (a fresh DAGSTER_HOME's SQLite schema cannot
     # be created by two processes at once; a real instance exists long before).
     _wait_for(lambda: (out / ".docthemes.lock").exists(), first)
-    second = _cli(seed_dir, out, home)
+    second = cli_process(seed_dir, out, home)
     for proc in (first, second):
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-2000:]
@@ -122,7 +102,7 @@ def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 120) -> None:
 @pytest.mark.slow
 def test_kill_9_at_any_point_then_rerun_equals_clean_run(seed_dir, tmp_path):
     out, home = tmp_path / "out", tmp_path / "home"
-    first = _cli(seed_dir, out, home)
+    first = cli_process(seed_dir, out, home)
     assert first.wait(timeout=300) == 0
     yesterday = snapshot(out)
     _synthetic_corpus(seed_dir)
@@ -133,7 +113,7 @@ def test_kill_9_at_any_point_then_rerun_equals_clean_run(seed_dir, tmp_path):
         "during write": lambda: staged("themes"),
     }
     for where, reached in kill_points.items():
-        proc = _cli(seed_dir, out, home)
+        proc = cli_process(seed_dir, out, home)
         _wait_for(reached, proc)
         if where == "during embedding":
             time.sleep(1.0)  # the model is loaded and encoding
@@ -142,7 +122,7 @@ def test_kill_9_at_any_point_then_rerun_equals_clean_run(seed_dir, tmp_path):
         assert snapshot(out) == yesterday, f"published tables changed after kill {where}"
         for name in TABLES:
             pd.read_parquet(out / f"{name}.parquet")  # still readable
-    assert _cli(seed_dir, out, home).wait(timeout=300) == 0
+    assert cli_process(seed_dir, out, home).wait(timeout=300) == 0
     # The uninterrupted equivalent: the same two nights (seeds, then everything), no kill.
     # Themes keep ids from night to night, so the history is part of the input.
     clean_out, home2, aside = tmp_path / "clean", tmp_path / "home2", tmp_path / "aside"
@@ -150,10 +130,10 @@ def test_kill_9_at_any_point_then_rerun_equals_clean_run(seed_dir, tmp_path):
     synthetic = sorted(seed_dir.glob("synthetic_*.txt"))
     for f in synthetic:
         f.rename(aside / f.name)  # rename keeps the mtime
-    assert _cli(seed_dir, clean_out, home2).wait(timeout=300) == 0
+    assert cli_process(seed_dir, clean_out, home2).wait(timeout=300) == 0
     for f in synthetic:
         (aside / f.name).rename(f)
-    assert _cli(seed_dir, clean_out, home2).wait(timeout=300) == 0
+    assert cli_process(seed_dir, clean_out, home2).wait(timeout=300) == 0
     recovered, clean = read_all(out), read_all(clean_out)
     for name in TABLES:
         assert_tables_equal(recovered[name], clean[name], name)
