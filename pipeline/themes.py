@@ -113,6 +113,7 @@ class ThemeConfig(BaseModel):
     max_broad: int = Field(12, ge=2)
     match_threshold: float = Field(0.8, ge=0, le=1)
     novelty_threshold: float = Field(0.35, ge=-1, le=1)
+    novel_min_documents: int = Field(3, ge=1)
     stickiness: float = Field(0.03, ge=0, le=1)
     n_keywords: int = Field(8, ge=1)
     n_representatives: int = Field(5, ge=1)
@@ -218,7 +219,8 @@ class ThemeModel:
         rest_ids = [claim_ids[int(i)] for i in rest]
         known = previous.assignments if previous else {}
         prev_labels: list[str | None] = [known.get(c) for c in rest_ids]
-        fine = _fine_themes(space[rest], rest_ids, prev_labels, cfg, previous)
+        rest_docs = [doc_ids[int(i)] for i in rest]
+        fine = _fine_themes(space[rest], rest_ids, rest_docs, prev_labels, cfg, previous)
         for theme_id, members, centroid in fine:
             idx = rest[members]
             labels[idx] = theme_id
@@ -444,6 +446,7 @@ def _k_grid(n: int, cfg: ThemeConfig) -> list[int]:
 def _fine_themes(
     x: np.ndarray,
     claim_ids: list[str],
+    doc_ids: list[str],
     prev_labels: list[str | None],
     cfg: ThemeConfig,
     previous: PreviousThemes | None,
@@ -462,8 +465,11 @@ def _fine_themes(
         prev_sims = x @ previous.centroids.T
         labels = prev_sims.argmax(axis=1)
         # Novelty is judged against last night's themes, before any centroid moves, so a new
-        # topic cannot be absorbed by a theme that has lost its own claims.
-        novel = np.flatnonzero(prev_sims.max(axis=1) < cfg.novelty_threshold)
+        # topic cannot be absorbed by a theme that has lost its own claims. Only claims without
+        # a theme last night can be novel: an old claim far from every centroid was still
+        # placed in its theme by k-means, and moving it would churn ids for no new information.
+        unplaced = np.array([p is None for p in prev_labels], dtype=bool)
+        novel = np.flatnonzero((prev_sims.max(axis=1) < cfg.novelty_threshold) & unplaced)
         labels[novel] = -1
         centroids = np.stack(
             [
@@ -483,6 +489,12 @@ def _fine_themes(
             sub = _search_k(x[novel], _k_grid(len(novel), cfg), cfg)
             if sub is not None:
                 labels[novel] = k + sub
+                # One new article is not a new theme: a novel cluster must recur across
+                # documents, else its claims stay unassigned until more articles join them.
+                for c in np.unique(sub):
+                    members = novel[sub == c]
+                    if len({doc_ids[i] for i in members}) < cfg.novel_min_documents:
+                        labels[members] = -1
     else:
         labels = _search_k(x, _k_grid(min(n, n_distinct), cfg), cfg)
         if labels is None:

@@ -195,6 +195,23 @@ def test_vanished_theme_is_retired_and_new_theme_gets_new_id():
     assert novel_label.startswith("discovered_") and novel_label not in previous.rows
 
 
+def test_one_new_article_is_not_a_new_theme_and_old_claims_do_not_churn():
+    # Last night's claims keep their themes even if far from every centroid; a novel topic
+    # found in one document only stays unassigned until other documents share it.
+    x, _ = _blobs(60, [0, 1, 2, 3, 4, 5])
+    first, ids = _fit_synthetic(x, "c")
+    previous, _ = _previous(first, ids)
+    novel, _ = _blobs(30, [7], seed=3)
+    x2 = np.concatenate([x, novel])
+    docs = [f"d{i}" for i in range(len(x))] + ["one_article"] * len(novel)
+    second, ids2 = _fit_synthetic(x2, "c", previous, docs=docs)
+    new_labels = list(second.labels_[len(x) :])
+    assert set(new_labels) <= {UNASSIGNED, *previous.ids}
+    assert new_labels.count(UNASSIGNED) >= 0.9 * len(novel)  # the rest are near an old theme
+    assert list(second.labels_[: len(x)]) == list(first.labels_)
+    assert {t.theme_id for t in second.themes_ if t.kind == "discovered"} == set(previous.ids)
+
+
 def test_hierarchy_rolls_fine_themes_into_broad_ones():
     # Two groups of three nearby topics: fine themes per topic, broad themes per group.
     dim = 16
