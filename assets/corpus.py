@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pyarrow as pa
 
+from assets.checks import CORPUS_CHECKS, check_specs, corpus_results, schema_results
 from assets.resources import PipelineSettings, RunLockResource
 from pipeline.corpus import CORPUS_TABLES, PreviousCorpus, build_corpus, state_key
 from pipeline.schemas import TABLE_DESCRIPTIONS
@@ -18,11 +19,12 @@ IO_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIA
         name: dg.AssetOut(description=TABLE_DESCRIPTIONS[name], group_name="corpus")
         for name in CORPUS_TABLES
     },
+    check_specs=check_specs(CORPUS_TABLES, CORPUS_CHECKS),
     retry_policy=IO_RETRY,
 )
 def corpus(
     context: dg.AssetExecutionContext, settings: PipelineSettings, run_lock: RunLockResource
-) -> Iterator[dg.Output[pa.Table]]:
+) -> Iterator[dg.Output[pa.Table] | dg.AssetCheckResult]:
     """Read the raw dir; every file becomes a document, a reject or a duplicate.
 
     Unchanged files and already-split documents are reused from the last published run.
@@ -53,3 +55,5 @@ def corpus(
         yield dg.Output(
             built.tables[name], output_name=name, metadata=work if name == "documents" else None
         )
+    yield from schema_results(built.tables)
+    yield from corpus_results(built.tables, settings.raw_dir)

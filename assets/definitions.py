@@ -3,7 +3,6 @@
 import dagster as dg
 
 from assets.automation import nightly_schedule, raw_dir_sensor
-from assets.checks import ALL_CHECKS
 from assets.corpus import corpus
 from assets.embeddings import claim_embeddings
 from assets.io_manager import ParquetIOManager
@@ -34,7 +33,6 @@ def build_resources(processed_dir: str | None = None) -> dict[str, object]:
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
-    asset_checks=ALL_CHECKS,
     jobs=[docthemes_job],
     schedules=[nightly_schedule],
     sensors=[raw_dir_sensor],

@@ -6,6 +6,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from assets.checks import THEME_CHECKS, check_specs, schema_results, theme_results
 from assets.embeddings import CACHE_DIR
 from assets.resources import EmbedderResource, PipelineSettings
 from pipeline.embed import EmbeddingCache, align_embeddings, embed_with_cache
@@ -20,6 +21,7 @@ THEME_TABLES = ("themes", "claim_themes", "document_themes", "theme_trends")
         name: dg.AssetOut(description=TABLE_DESCRIPTIONS[name], group_name="themes")
         for name in THEME_TABLES
     },
+    check_specs=check_specs(THEME_TABLES, THEME_CHECKS),
 )
 def theme_tables(
     context: dg.AssetExecutionContext,
@@ -28,7 +30,7 @@ def theme_tables(
     claim_embeddings: pa.Table,
     settings: PipelineSettings,
     embedder: EmbedderResource,
-) -> Iterator[dg.Output[pa.Table]]:
+) -> Iterator[dg.Output[pa.Table] | dg.AssetCheckResult]:
     """Assign claims to named themes, discover the rest, keep last night's theme ids."""
     catalog, config = settings.catalog(), settings.theme_config()
     cache = EmbeddingCache(settings.store.base_dir / CACHE_DIR, embedder.cache_key)
@@ -55,12 +57,11 @@ def theme_tables(
     counts["kept_previous_ids"] = len(
         {t.theme_id for t in model.themes_} & set(previous.rows if previous else ())
     )
-    for name in THEME_TABLES:
-        yield dg.Output(
-            to_table(rows[name], SCHEMAS[name]),
-            output_name=name,
-            metadata=counts if name == "themes" else None,
-        )
+    tables = {name: to_table(rows[name], SCHEMAS[name]) for name in THEME_TABLES}
+    for name, table in tables.items():
+        yield dg.Output(table, output_name=name, metadata=counts if name == "themes" else None)
+    yield from schema_results(tables)
+    yield from theme_results(tables, claims, documents, catalog)
 
 
 def _previous_themes(settings: PipelineSettings) -> PreviousThemes | None:

@@ -9,7 +9,6 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from assets.checks import ALL_CHECKS
 from assets.definitions import ALL_ASSETS
 from assets.io_manager import ParquetIOManager
 from assets.resources import PipelineSettings, RunLockResource
@@ -33,7 +32,6 @@ def materialize_all(
     """Materialize every asset and check in-process from ``raw`` into ``out``."""
     defs = dg.Definitions(
         assets=ALL_ASSETS,
-        asset_checks=ALL_CHECKS,
         resources=resources(raw, out, embedder, **settings),
         executor=dg.in_process_executor,
     )
