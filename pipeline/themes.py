@@ -256,19 +256,22 @@ class ThemeModel:
     def secondary(self) -> list[list[tuple[str, float]]]:
         """Per claim, named themes other than the primary that also fit, best first."""
         cfg = self.config or ThemeConfig()
-        out: list[list[tuple[str, float]]] = []
-        for i, row in enumerate(self.named_scores_):
-            primary = self.labels_[i]
-            top = float(row.max())
-            order = np.argsort(-_ranking(row), kind="stable")
-            picks = [
-                (self.vectors.keys[j], float(row[j]))
-                for j in order
-                if self.vectors.keys[j] != primary
-                and row[j] >= cfg.secondary_threshold
-                and row[j] >= top - cfg.secondary_margin
-            ]
-            out.append(picks[: cfg.max_secondary])
+        scores = self.named_scores_
+        if not len(scores) or not scores.shape[1] or cfg.max_secondary == 0:
+            return [[] for _ in range(len(scores))]
+        keys = np.asarray(self.vectors.keys, dtype=object)
+        top = scores.max(axis=1, keepdims=True)
+        fits = (
+            (scores >= cfg.secondary_threshold)
+            & (scores >= top - cfg.secondary_margin)
+            & (keys[None, :] != np.asarray(self.labels_, dtype=object)[:, None])
+        )
+        # Rounded scores and a stable sort: cached and fresh embeddings differ by ~1e-7.
+        order = np.argsort(-_ranking(scores), axis=1, kind="stable")
+        out: list[list[tuple[str, float]]] = [[] for _ in range(len(scores))]
+        for i in np.flatnonzero(fits.any(axis=1)):
+            picks = [(str(keys[j]), float(scores[i, j])) for j in order[i] if fits[i, j]]
+            out[i] = picks[: cfg.max_secondary]
         return out
 
     def _raw_scores(self, embeddings: np.ndarray, cfg: ThemeConfig) -> np.ndarray:
@@ -315,11 +318,8 @@ def _mix_context(
     """Blend each claim's scores with its paragraph's and document's mean scores."""
     if weight == 0 or len(raw) == 0:
         return raw
-    docs = np.unique(np.asarray(doc_ids, dtype=object), return_inverse=True)[1].reshape(-1)
-    para_keys = np.asarray(
-        [f"{d}\x1f{p}" for d, p in zip(doc_ids, paragraphs, strict=True)], dtype=object
-    )
-    paras = np.unique(para_keys, return_inverse=True)[1].reshape(-1)
+    docs = _group_ids(doc_ids)
+    paras = _group_ids(list(zip(doc_ids, paragraphs, strict=True)))
     doc_mean = _group_mean(raw, docs)
     para_mean = _group_mean(raw, paras)
     context = paragraph_share * para_mean + (1 - paragraph_share) * doc_mean
@@ -327,10 +327,22 @@ def _mix_context(
     return mixed.astype(np.float32)
 
 
+def _group_ids(keys: Sequence[Any]) -> np.ndarray:
+    """Dense group number per item (numbered by first appearance)."""
+    ids: dict[Any, int] = {}
+    return np.fromiter((ids.setdefault(k, len(ids)) for k in keys), dtype=np.int64, count=len(keys))
+
+
 def _group_mean(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Each row replaced by the mean of its group's rows."""
+    from scipy.sparse import csr_matrix
+
     n_groups = int(groups.max()) + 1
-    sums = np.zeros((n_groups, values.shape[1]), dtype=np.float64)
-    np.add.at(sums, groups, values)
+    # A sparse (groups x rows) indicator product sums groups in one BLAS-backed pass.
+    member = csr_matrix(
+        (np.ones(len(groups)), (groups, np.arange(len(groups)))), shape=(n_groups, len(groups))
+    )
+    sums = np.asarray(member @ values.astype(np.float64))
     counts = np.bincount(groups, minlength=n_groups)[:, None]
     means: np.ndarray = (sums / counts)[groups]
     return means
@@ -382,8 +394,7 @@ def _document_context(embeddings: np.ndarray, doc_ids: Sequence[str], weight: fl
     """
     if weight == 0 or len(embeddings) == 0:
         return embeddings
-    docs = np.unique(np.asarray(doc_ids, dtype=object), return_inverse=True)[1].reshape(-1)
-    mixed = (1 - weight) * embeddings + weight * _group_mean(embeddings, docs)
+    mixed = (1 - weight) * embeddings + weight * _group_mean(embeddings, _group_ids(doc_ids))
     norms = np.linalg.norm(mixed, axis=1, keepdims=True)
     out: np.ndarray = (mixed / np.maximum(norms, 1e-12)).astype(np.float32)
     return out
