@@ -11,6 +11,7 @@ from pipeline.corpus import CORPUS_TABLES, PreviousCorpus, build_corpus, state_k
 from pipeline.schemas import TABLE_DESCRIPTIONS
 
 # Transient I/O errors (network file systems, a disk briefly full) deserve another try.
+SIGNATURES = "_cache/near_duplicate_signatures.parquet"  # "_": not a table for analysts
 IO_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
 
 
@@ -42,6 +43,7 @@ def corpus(
         settings.ingest_config(),
         max_sentence_chars=settings.max_sentence_chars,
         previous=previous,
+        signatures_path=settings.store.base_dir / SIGNATURES,
     )
     work = {
         "files_read": built.ingest.n_read,

@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import numpy as np
 import pyarrow as pa
 
 from pipeline.claims import ClaimSet, extract_claims, load_gazetteer
 from pipeline.ingest import IngestConfig, IngestResult, PreviousFiles, ingest_directory
 from pipeline.manifest import PIPELINE_VERSION, config_hash
 from pipeline.schemas import SCHEMAS, to_table
+from pipeline.storage import read_table, write_table
 
 __all__ = ["CORPUS_TABLES", "STATE_KEY", "Corpus", "PreviousCorpus", "build_corpus", "state_key"]
+
+log = logging.getLogger(__name__)
 
 CORPUS_TABLES: Final = ("documents", "rejected_files", "duplicates", "segments", "claims")
 STATE_KEY: Final = b"docthemes.state_key"
@@ -82,6 +87,7 @@ def build_corpus(
     *,
     max_sentence_chars: int,
     previous: PreviousCorpus | None = None,
+    signatures_path: str | os.PathLike[str] | None = None,
 ) -> Corpus:
     """Ingest the raw dir and split the documents into segments and claims.
 
@@ -90,9 +96,15 @@ def build_corpus(
         config: Ingestion settings.
         max_sentence_chars: Longest segment.
         previous: The last run's tables (see :meth:`PreviousCorpus.from_tables`).
+        signatures_path: Near-duplicate signature cache (a Parquet file); read if it exists,
+            rewritten with the current documents' signatures. A cache only: any version of it
+            gives the same tables, since a signature is keyed by doc_id, a hash of the text.
     """
     listed_at = dt.datetime.now(dt.UTC)
-    result = ingest_directory(raw_dir, config, previous.files if previous else None)
+    signatures = load_signatures(signatures_path) if signatures_path and previous else {}
+    result = ingest_directory(raw_dir, config, previous.files if previous else None, signatures)
+    if signatures_path:
+        save_signatures(signatures_path, signatures, [d["doc_id"] for d in result.documents])
     gaz = load_gazetteer()
     segments: list[dict[str, Any]] = []
     claims: list[dict[str, Any]] = []
@@ -129,3 +141,38 @@ def build_corpus(
         }
     )
     return Corpus(tables, result, split, reused)
+
+
+def load_signatures(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """MinHash signatures by doc_id from the cache file; empty if it does not exist."""
+    if not os.path.exists(path):
+        return {}
+    try:
+        table = read_table(path)
+        col = table.column("signature").combine_chunks()
+        matrix = col.values.to_numpy(zero_copy_only=False).reshape(len(col), -1)
+        return dict(zip(table.column("doc_id").to_pylist(), matrix, strict=True))
+    except (OSError, KeyError, ValueError, pa.ArrowException) as err:
+        # Only a cache: recomputing every signature costs about a second per 2,000 articles.
+        log.warning("ignoring unreadable signature cache %s: %s", path, err)
+        return {}
+
+
+def save_signatures(
+    path: str | os.PathLike[str], signatures: Mapping[str, np.ndarray], doc_ids: list[str]
+) -> None:
+    """Write the signatures of ``doc_ids`` (removed documents drop out of the cache)."""
+    kept = sorted(d for d in set(doc_ids) if d in signatures)
+    if not kept:
+        return
+    matrix = np.stack([signatures[d] for d in kept]).astype(np.uint64)
+    flat = pa.array(matrix.reshape(-1), type=pa.uint64())
+    write_table(
+        pa.table(
+            {
+                "doc_id": pa.array(kept, pa.string()),
+                "signature": pa.FixedSizeListArray.from_arrays(flat, matrix.shape[1]),
+            }
+        ),
+        path,
+    )

@@ -17,7 +17,7 @@ import stat
 import time
 import unicodedata
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -186,6 +186,7 @@ def ingest_directory(
     raw_dir: str | os.PathLike[str],
     config: IngestConfig | None = None,
     previous: PreviousFiles | None = None,
+    signatures: MutableMapping[str, np.ndarray] | None = None,
 ) -> IngestResult:
     """Read every file under ``raw_dir``.
 
@@ -195,6 +196,8 @@ def ingest_directory(
         config: Ingestion settings.
         previous: Rows of the last run; files with the same path, size and mtime are not read
             again. The caller must discard it when the configuration changed.
+        signatures: Near-duplicate MinHash signatures by doc_id, reused and completed in place
+            (see :func:`find_near_duplicates`).
 
     Returns:
         Documents (first occurrence of each text, in path order), rejected files and duplicates.
@@ -262,7 +265,9 @@ def ingest_directory(
         by_doc[doc["doc_id"]] = doc
         result.documents.append(doc)
     near = find_near_duplicates(
-        [(d["doc_id"], d["text"]) for d in result.documents], config.near_duplicate_threshold
+        [(d["doc_id"], d["text"]) for d in result.documents],
+        config.near_duplicate_threshold,
+        signatures,
     )
     for doc in result.documents:
         doc["near_duplicate_of"], doc["near_duplicate_jaccard"] = near.get(
@@ -603,7 +608,9 @@ def _minhash(shingles: set[int]) -> np.ndarray:
 
 
 def find_near_duplicates(
-    docs: list[tuple[str, str]], threshold: float = 0.9
+    docs: list[tuple[str, str]],
+    threshold: float = 0.9,
+    signatures: MutableMapping[str, np.ndarray] | None = None,
 ) -> Mapping[str, tuple[str, float]]:
     """Flag documents that nearly copy an earlier one.
 
@@ -613,18 +620,30 @@ def find_near_duplicates(
     Args:
         docs: ``(doc_id, text)`` in processing order; the earlier document is the original.
         threshold: Minimum Jaccard similarity.
+        signatures: MinHash signatures by doc_id (a doc_id is a hash of the text); missing ones
+            are computed and added, so a night with 20 new articles shingles only those.
 
     Returns:
         For each near-duplicate doc_id, the doc_id it resembles most and the Jaccard score.
     """
-    shingle_sets = [_shingles(text) for _, text in docs]
+    sigs = signatures if signatures is not None else {}
+    shingle_sets: dict[int, set[int]] = {}
+
+    def shingles(i: int) -> set[int]:
+        if i not in shingle_sets:
+            shingle_sets[i] = _shingles(docs[i][1])
+        return shingle_sets[i]
+
     buckets: dict[tuple[int, bytes], list[int]] = {}
     candidates: dict[int, set[int]] = {}
     rows = _N_PERM // _BANDS
-    for i, sh in enumerate(shingle_sets):
-        if not sh:
-            continue
-        sig = _minhash(sh)
+    for i, (doc_id, _) in enumerate(docs):
+        sig = sigs.get(doc_id)
+        if sig is None:
+            sh = shingles(i)
+            if not sh:
+                continue
+            sig = sigs[doc_id] = _minhash(sh)
         for band in range(_BANDS):
             key = (band, sig[band * rows : (band + 1) * rows].tobytes())
             earlier = buckets.setdefault(key, [])
@@ -635,7 +654,7 @@ def find_near_duplicates(
     for i, others in candidates.items():
         best: tuple[float, int] | None = None
         for j in sorted(others):
-            a, b = shingle_sets[i], shingle_sets[j]
+            a, b = shingles(i), shingles(j)
             jac = len(a & b) / len(a | b)
             if jac >= threshold and (best is None or jac > best[0]):
                 best = (jac, j)

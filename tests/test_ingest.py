@@ -135,6 +135,25 @@ def test_find_near_duplicates_threshold():
     assert find_near_duplicates([("a", text), ("b", "something else entirely here now")], 0.9) == {}
 
 
+def test_near_duplicate_signatures_are_reused(monkeypatch):
+    # A night reuses last night's MinHash signatures: only new texts and candidate pairs are
+    # shingled, and the answer is the same as computing everything.
+    import pipeline.ingest as ingest
+
+    base = "the minister said the new pipeline would carry gas to china from siberia " * 5
+    docs = [("a", base), ("b", base + " today"), ("c", "an unrelated text about football " * 5)]
+    signatures: dict = {}
+    first = find_near_duplicates(docs[:2], 0.9, signatures)
+    expected = find_near_duplicates(docs, 0.9)
+    assert set(signatures) == {"a", "b"} and first == expected
+    calls = []
+    real = ingest._shingles
+    monkeypatch.setattr(ingest, "_shingles", lambda text, k=5: calls.append(text) or real(text, k))
+    second = find_near_duplicates(docs, 0.9, signatures)
+    assert second == expected
+    assert calls.count(docs[2][1]) == 1 and len(calls) == 3  # c, then the pair a/b to verify
+
+
 def test_changed_file_gets_a_new_doc_id(tmp_path):
     f = tmp_path / "a.txt"
     f.write_text("First version.")
