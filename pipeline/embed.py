@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline.schemas import embeddings_schema
-from pipeline.storage import read_table, write_table
+from pipeline.storage import write_table
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -232,6 +233,7 @@ def align_embeddings(table: pa.Table, claim_ids: Sequence[str]) -> np.ndarray:
 
 
 _CACHE_SCHEMA_FIELDS: Final = ("text_sha256", "embedding")
+_CACHE_ROW_GROUP: Final = 4096
 
 
 class EmbeddingCache:
@@ -257,9 +259,8 @@ class EmbeddingCache:
         blocks: list[np.ndarray] = []
         n = 0
         for shard in self._shards():
-            shard_keys = (
-                read_table(shard, columns=["text_sha256"]).column("text_sha256").to_pylist()
-            )
+            file = pq.ParquetFile(shard)
+            shard_keys = file.read(columns=["text_sha256"]).column("text_sha256").to_pylist()
             rows = [
                 i
                 for i, key in enumerate(shard_keys)
@@ -267,12 +268,24 @@ class EmbeddingCache:
             ]
             if not rows:
                 continue
-            col = read_table(shard, columns=["embedding"]).column("embedding").combine_chunks()
-            if keys is not None:
-                col = col.take(pa.array(rows))
+            # Read only the row groups holding wanted rows: a few seed phrases must not cost
+            # decompressing every cached vector.
+            sizes = [file.metadata.row_group(g).num_rows for g in range(file.num_row_groups)]
+            starts = np.concatenate([[0], np.cumsum(sizes)])
+            wanted = np.asarray(rows)
+            group_of = np.searchsorted(starts, wanted, side="right") - 1
+            groups = np.unique(group_of)
+            # Position of each wanted row within the concatenation of the groups read.
+            read_start = np.concatenate([[0], np.cumsum(starts[groups + 1] - starts[groups])])
+            take = wanted - starts[group_of] + read_start[np.searchsorted(groups, group_of)]
+            col = (
+                file.read_row_groups(groups.tolist(), columns=["embedding"])
+                .column("embedding")
+                .combine_chunks()
+                .take(pa.array(take, type=pa.int64()))
+            )
             matrix = col.values.to_numpy(zero_copy_only=False).reshape(-1, col.type.list_size)
-            picked = rows if keys is not None else range(len(shard_keys))
-            for j, i in enumerate(picked):
+            for j, i in enumerate(rows):
                 index.setdefault(shard_keys[i], n + j)
             blocks.append(matrix)
             n += len(matrix)
@@ -283,7 +296,11 @@ class EmbeddingCache:
         """Publish a new shard."""
         shards = self._shards()
         number = int(shards[-1].stem.split("-")[1]) + 1 if shards else 0
-        write_table(_cache_table(keys, vectors), self.directory / f"part-{number:06d}.parquet")
+        write_table(
+            _cache_table(keys, vectors),
+            self.directory / f"part-{number:06d}.parquet",
+            row_group_size=_CACHE_ROW_GROUP,
+        )
 
     def compact(self, keep: set[str] | None = None) -> int:
         """Merge shards into one, keeping only ``keep`` keys when given; return rows kept."""
@@ -295,12 +312,18 @@ class EmbeddingCache:
             write_table(
                 _cache_table(keys, matrix[[index[k] for k in keys]]),
                 self.directory / f"part-{number:06d}.parquet",
+                row_group_size=_CACHE_ROW_GROUP,
             )
         # The merged shard is published before the old ones go: a crash here leaves duplicates
         # (harmless, first wins) but never loses a vector.
         for shard in shards:
             shard.unlink(missing_ok=True)
         return len(keys)
+
+    @property
+    def n_shards(self) -> int:
+        """Number of shard files."""
+        return len(self._shards())
 
     def _shards(self) -> list[Path]:
         return sorted(self.directory.glob("part-*.parquet"))
@@ -334,10 +357,13 @@ def embed_with_cache(
     embed: Callable[[list[str]], np.ndarray],
     cache: EmbeddingCache,
     chunk_size: int = 2048,
+    max_shards: int = 8,
 ) -> CachedEmbeddings:
     """Embed texts, computing only those not in the cache and checkpointing every chunk.
 
     Hits and misses count distinct texts: a text repeated in several claims is embedded once.
+    Each night adds a shard; past ``max_shards`` they are merged into one, so reading the
+    cache stays a few file opens after years of nights.
     """
     keys = [text_key(t) for t in texts]
     index, matrix = cache.load(set(keys))
@@ -357,6 +383,8 @@ def embed_with_cache(
             index[key] = n + i
         blocks.append(vectors)
         n += len(vectors)
+    if todo and cache.n_shards > max_shards:
+        cache.compact()
     if not keys:
         return CachedEmbeddings(np.zeros((0, 0), np.float32), 0, 0)
     full = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]

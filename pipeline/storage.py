@@ -46,14 +46,17 @@ def table_path(base_dir: str | os.PathLike[str], name: str) -> Path:
     return Path(base_dir) / f"{name}.parquet"
 
 
-def write_table(table: pa.Table, path: str | os.PathLike[str]) -> Path:
+def write_table(
+    table: pa.Table, path: str | os.PathLike[str], row_group_size: int = ROW_GROUP_SIZE
+) -> Path:
     """Write ``table`` to ``path`` atomically and return the path.
 
     Args:
         table: The table; its schema is written as is (callers cast to the contract schema).
         path: Destination file; its directory is created if needed.
+        row_group_size: Rows per row group (the unit a reader can fetch alone).
     """
-    with ParquetSink(path, table.schema) as sink:
+    with ParquetSink(path, table.schema, row_group_size) as sink:
         sink.write(table)
     return Path(path)
 
@@ -65,10 +68,13 @@ class ParquetSink(contextlib.AbstractContextManager["ParquetSink"]):
     file (if any) is untouched.
     """
 
-    def __init__(self, path: str | os.PathLike[str], schema: pa.Schema) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], schema: pa.Schema, row_group_size: int = ROW_GROUP_SIZE
+    ) -> None:
         """Store the destination and schema; the file is opened on ``__enter__``."""
         self.path = Path(path)
         self.schema = schema
+        self.row_group_size = row_group_size
         self.num_rows = 0
         self._tmp: Path | None = None
         self._writer: pq.ParquetWriter | None = None
@@ -90,7 +96,7 @@ class ParquetSink(contextlib.AbstractContextManager["ParquetSink"]):
         table = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
         if not table.schema.equals(self.schema):
             table = table.cast(self.schema)
-        self._writer.write_table(table, row_group_size=ROW_GROUP_SIZE)
+        self._writer.write_table(table, row_group_size=self.row_group_size)
         self.num_rows += table.num_rows
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:

@@ -134,13 +134,13 @@ class ThemeVectors:
         """Embed the catalog with ``embed(texts) -> (n, dim)`` normalised vectors."""
         keys = sorted(catalog.themes)
         # The label is itself a short seed phrase ("Energy axis"), often used verbatim in text.
-        seeds = [
-            np.asarray(
-                embed([catalog.themes[k].label, *catalog.themes[k].seed_phrases]), dtype=np.float32
-            )
-            for k in keys
-        ]
-        desc = np.asarray(embed([catalog.themes[k].description for k in keys]), dtype=np.float32)
+        phrases = [[catalog.themes[k].label, *catalog.themes[k].seed_phrases] for k in keys]
+        descriptions = [catalog.themes[k].description for k in keys]
+        # One call for the whole catalog: each call is a cache lookup.
+        vectors = np.asarray(embed([p for ps in phrases for p in ps] + descriptions), np.float32)
+        bounds = np.cumsum([0] + [len(ps) for ps in phrases])
+        seeds = [vectors[bounds[i] : bounds[i + 1]] for i in range(len(keys))]
+        desc = vectors[bounds[-1] :]
         return cls(keys, seeds, desc)
 
 
@@ -334,17 +334,16 @@ def _group_ids(keys: Sequence[Any]) -> np.ndarray:
 
 
 def _group_mean(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Each row replaced by the mean of its group's rows."""
+    """Each row replaced by the mean of its group's rows (float32, as the embeddings)."""
     from scipy.sparse import csr_matrix
 
     n_groups = int(groups.max()) + 1
-    # A sparse (groups x rows) indicator product sums groups in one BLAS-backed pass.
+    counts = np.bincount(groups, minlength=n_groups).astype(np.float32)
+    # A sparse (groups x rows) product with 1/size weights averages groups in one pass.
     member = csr_matrix(
-        (np.ones(len(groups)), (groups, np.arange(len(groups)))), shape=(n_groups, len(groups))
+        (1 / counts[groups], (groups, np.arange(len(groups)))), shape=(n_groups, len(groups))
     )
-    sums = np.asarray(member @ values.astype(np.float64))
-    counts = np.bincount(groups, minlength=n_groups)[:, None]
-    means: np.ndarray = (sums / counts)[groups]
+    means: np.ndarray = np.asarray(member @ np.asarray(values, dtype=np.float32))[groups]
     return means
 
 
@@ -394,10 +393,13 @@ def _document_context(embeddings: np.ndarray, doc_ids: Sequence[str], weight: fl
     """
     if weight == 0 or len(embeddings) == 0:
         return embeddings
-    mixed = (1 - weight) * embeddings + weight * _group_mean(embeddings, _group_ids(doc_ids))
-    norms = np.linalg.norm(mixed, axis=1, keepdims=True)
-    out: np.ndarray = (mixed / np.maximum(norms, 1e-12)).astype(np.float32)
-    return out
+    mixed = _group_mean(embeddings, _group_ids(doc_ids))
+    # In place: these arrays are (claims x dim); every temporary costs a pass over memory.
+    mixed *= weight
+    mixed += (1 - weight) * embeddings
+    norms = np.sqrt(np.einsum("ij,ij->i", mixed, mixed))
+    mixed /= np.maximum(norms, 1e-12)[:, None]
+    return mixed
 
 
 def _kmeans(x: np.ndarray, k: int, cfg: ThemeConfig, init: np.ndarray | None = None) -> np.ndarray:

@@ -8,10 +8,13 @@ import pytest
 from pipeline.embed import (
     DEFAULT_MODEL,
     PACKAGED_MODEL_SHA256,
+    EmbeddingCache,
     ModelError,
     align_embeddings,
+    embed_with_cache,
     embeddings_table,
     resolve_model,
+    text_key,
     verify_weights,
 )
 
@@ -67,3 +70,34 @@ def test_embeddings_table_round_trip():
     np.testing.assert_array_equal(align_embeddings(table, ["c", "a"]), vectors[[2, 0]])
     with pytest.raises(KeyError, match="rematerialize"):
         align_embeddings(table, ["zzz"])
+
+
+def test_embedding_cache_merges_shards_past_the_limit(tmp_path):
+    # One shard per night would grow without bound; past max_shards they merge, losing nothing.
+    def fake_embed(texts):
+        return np.stack([np.eye(1, 4, len(t) % 4, dtype=np.float32)[0] for t in texts])
+
+    cache = EmbeddingCache(tmp_path, "m")
+    for night in range(4):
+        embed_with_cache([f"night {night}"], fake_embed, cache, max_shards=3)
+    assert cache.n_shards == 1
+    index, matrix = cache.load()
+    assert sorted(index) == sorted(text_key(f"night {n}") for n in range(4))
+    again = embed_with_cache([f"night {n}" for n in range(4)], fake_embed, cache, max_shards=3)
+    assert (again.hits, again.misses) == (4, 0)
+    assert np.array_equal(again.vectors, fake_embed([f"night {n}" for n in range(4)]))
+
+
+def test_embedding_cache_reads_only_wanted_rows_correctly(tmp_path):
+    # Rows are picked out of several row groups (4,096 rows each); each key gets its own vector.
+    cache = EmbeddingCache(tmp_path, "m")
+    keys = [f"k{i:05d}" for i in range(10_000)]
+    vectors = np.arange(10_000 * 2, dtype=np.float32).reshape(-1, 2)
+    cache.append(keys, vectors)
+    wanted = {"k00003", "k04095", "k04096", "k09999"}
+    index, matrix = cache.load(wanted)
+    assert set(index) == wanted
+    for key in wanted:
+        assert np.array_equal(matrix[index[key]], vectors[int(key[1:])])
+    full_index, full = cache.load()
+    assert len(full_index) == 10_000 and np.array_equal(full[full_index["k07777"]], vectors[7777])
