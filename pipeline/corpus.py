@@ -18,8 +18,9 @@ from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from pipeline.claims import ClaimSet, extract_claims, load_gazetteer
+from pipeline.claims import extract_claims, load_gazetteer
 from pipeline.ingest import IngestConfig, IngestResult, PreviousFiles, ingest_directory
 from pipeline.manifest import PIPELINE_VERSION, config_hash
 from pipeline.schemas import SCHEMAS, to_table
@@ -47,10 +48,15 @@ def state_key(config: IngestConfig, max_sentence_chars: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PreviousCorpus:
-    """The last published corpus tables, indexed for reuse."""
+    """The last published corpus tables, indexed for reuse.
+
+    Segments and claims stay Arrow tables: a night reuses tens of thousands of them by filtering
+    on doc_id, without turning each row into a Python object.
+    """
 
     files: PreviousFiles
-    parts: Mapping[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]
+    segments: pa.Table
+    claims: pa.Table
 
     @classmethod
     def from_tables(cls, tables: Mapping[str, pa.Table | None], key: str) -> PreviousCorpus | None:
@@ -63,12 +69,23 @@ class PreviousCorpus:
         documents = {r["source_path"]: r for r in docs.to_pylist()}
         rejected = {r["source_path"]: r for r in tables["rejected_files"].to_pylist()}  # type: ignore[union-attr]
         duplicates = {r["source_path"]: r for r in tables["duplicates"].to_pylist()}  # type: ignore[union-attr]
-        parts: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
-        for seg in tables["segments"].to_pylist():  # type: ignore[union-attr]
-            parts.setdefault(seg["doc_id"], ([], []))[0].append(seg)
-        for claim in tables["claims"].to_pylist():  # type: ignore[union-attr]
-            parts.setdefault(claim["doc_id"], ([], []))[1].append(claim)
-        return cls(PreviousFiles(documents, rejected, duplicates), parts)
+        return cls(
+            PreviousFiles(documents, rejected, duplicates),
+            tables["segments"].cast(SCHEMAS["segments"]),  # type: ignore[union-attr]
+            tables["claims"].cast(SCHEMAS["claims"]),  # type: ignore[union-attr]
+        )
+
+    def split_doc_ids(self) -> set[str]:
+        """Documents whose segments and claims are already in the tables."""
+        return set(self.segments.column("doc_id").to_pylist())
+
+    def parts_of(self, doc_ids: set[str]) -> tuple[pa.Table, pa.Table]:
+        """The segments and claims of ``doc_ids``."""
+        keep = pa.array(sorted(doc_ids), pa.string())
+        return (
+            self.segments.filter(pc.is_in(self.segments.column("doc_id"), keep)),
+            self.claims.filter(pc.is_in(self.claims.column("doc_id"), keep)),
+        )
 
 
 @dataclass(slots=True)
@@ -106,32 +123,45 @@ def build_corpus(
     if signatures_path:
         save_signatures(signatures_path, signatures, [d["doc_id"] for d in result.documents])
     gaz = load_gazetteer()
-    segments: list[dict[str, Any]] = []
-    claims: list[dict[str, Any]] = []
-    split = reused = 0
+    known = previous.split_doc_ids() if previous else set()
+    new_segments: list[dict[str, Any]] = []
+    new_claims: list[dict[str, Any]] = []
+    claims_per_doc: dict[str, int] = {}
+    reused_ids: set[str] = set()
     for doc in result.documents:
-        known = previous.parts.get(doc["doc_id"]) if previous else None
-        if known is not None:
-            part = ClaimSet(list(known[0]), list(known[1]))
-            reused += 1
-        else:
-            part = extract_claims(
-                doc["doc_id"], doc["text"], max_chars=max_sentence_chars, gazetteer=gaz
-            )
-            split += 1
-        doc["n_claims"] = len(part.claims)
-        segments.extend(part.segments)
-        claims.extend(part.claims)
-    segments.sort(key=lambda r: (r["doc_id"], r["position"]))
-    claims.sort(key=lambda r: (r["doc_id"], r["position"]))
-    rows = {
-        "documents": result.documents,
-        "rejected_files": result.rejected,
-        "duplicates": result.duplicates,
-        "segments": segments,
-        "claims": claims,
+        if doc["doc_id"] in known:
+            reused_ids.add(doc["doc_id"])
+            continue
+        part = extract_claims(
+            doc["doc_id"], doc["text"], max_chars=max_sentence_chars, gazetteer=gaz
+        )
+        new_segments.extend(part.segments)
+        new_claims.extend(part.claims)
+        claims_per_doc[doc["doc_id"]] = len(part.claims)
+    parts = [
+        to_table(new_segments, SCHEMAS["segments"]),
+        to_table(new_claims, SCHEMAS["claims"]),
+    ]
+    if previous and reused_ids:
+        old_segments, old_claims = previous.parts_of(reused_ids)
+        parts = [
+            pa.concat_tables([old_segments, parts[0]]),
+            pa.concat_tables([old_claims, parts[1]]),
+        ]
+        counts = pc.value_counts(old_claims.column("doc_id"))
+        for item in counts.to_pylist():
+            claims_per_doc[item["values"]] = item["counts"]
+    order = [("doc_id", "ascending"), ("position", "ascending")]
+    for doc in result.documents:
+        doc["n_claims"] = claims_per_doc.get(doc["doc_id"], 0)
+    tables = {
+        "documents": to_table(result.documents, SCHEMAS["documents"]),
+        "rejected_files": to_table(result.rejected, SCHEMAS["rejected_files"]),
+        "duplicates": to_table(result.duplicates, SCHEMAS["duplicates"]),
+        "segments": parts[0].sort_by(order).combine_chunks(),
+        "claims": parts[1].sort_by(order).combine_chunks(),
     }
-    tables = {name: to_table(rows[name], SCHEMAS[name]) for name in CORPUS_TABLES}
+    split, reused = len(result.documents) - len(reused_ids), len(reused_ids)
     docs = tables["documents"]
     tables["documents"] = docs.replace_schema_metadata(
         {
