@@ -456,6 +456,18 @@ def _k_grid(n: int, cfg: ThemeConfig) -> list[int]:
     return [k for k in grid if n_lo <= k <= n_hi]
 
 
+def _count_distinct(x: np.ndarray) -> int:
+    """Number of distinct rows, treating rows equal to 5 decimals as one.
+
+    Compares two fixed random projections instead of whole rows: sorting (n x dim) rows costs
+    more than the nightly refit itself, and only "how many distinct points" is needed.
+    """
+    if not len(x):
+        return 0
+    directions = np.random.default_rng(0).standard_normal((x.shape[1], 2)).astype(np.float32)
+    return len(np.unique(np.round(x @ directions, 5), axis=0))
+
+
 def _fine_themes(
     x: np.ndarray,
     claim_ids: list[str],
@@ -466,7 +478,7 @@ def _fine_themes(
 ) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """Discovered themes: (theme_id, member indices into ``x``, unit centroid), largest first."""
     n = len(x)
-    n_distinct = len(np.unique(x.round(5), axis=0)) if n else 0
+    n_distinct = _count_distinct(x)
     if n_distinct < 2 or n < 2 * cfg.min_cluster_size:
         return []
     labels: np.ndarray | None
