@@ -226,7 +226,7 @@ class ThemeModel:
             labels[idx] = theme_id
             final_scores[idx] = space[idx] @ centroid
             themes.append(ThemeInfo(theme_id, theme_id, "discovered", idx, centroid))
-        themes += _broad_themes(themes, space, cfg, previous)
+        themes += _broad_themes(themes, embeddings, doc_ids, cfg, previous)
         self.retired_ = _retired(themes, previous)
         themes.append(
             ThemeInfo(UNASSIGNED, "Unassigned", UNASSIGNED, np.flatnonzero(labels == UNASSIGNED))
@@ -335,15 +335,7 @@ def _group_ids(keys: Sequence[Any]) -> np.ndarray:
 
 def _group_mean(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Each row replaced by the mean of its group's rows (float32, as the embeddings)."""
-    from scipy.sparse import csr_matrix
-
-    n_groups = int(groups.max()) + 1
-    counts = np.bincount(groups, minlength=n_groups).astype(np.float32)
-    # A sparse (groups x rows) product with 1/size weights averages groups in one pass.
-    member = csr_matrix(
-        (1 / counts[groups], (groups, np.arange(len(groups)))), shape=(n_groups, len(groups))
-    )
-    means: np.ndarray = np.asarray(member @ np.asarray(values, dtype=np.float32))[groups]
+    means: np.ndarray = _group_means(values, groups, int(groups.max()) + 1)[groups]
     return means
 
 
@@ -574,68 +566,92 @@ def _match_ids(
 
 
 def _broad_themes(
-    themes: list[ThemeInfo], space: np.ndarray, cfg: ThemeConfig, previous: PreviousThemes | None
+    themes: list[ThemeInfo],
+    embeddings: np.ndarray,
+    doc_ids: Sequence[str],
+    cfg: ThemeConfig,
+    previous: PreviousThemes | None,
 ) -> list[ThemeInfo]:
-    """Roll fine themes up into broad ones (k by silhouette over the fine centroids).
+    """Broad themes: clusters of whole documents, into which the fine themes roll up.
 
-    On later runs each fine theme joins the nearest of last night's broad themes instead, so broad
-    ids stay put. Each named theme joins the broad theme nearest to the centroid of its claims.
-    Sets ``parent_id`` on the fine and named themes and returns the broad ones.
+    A broad theme is what an article is about (politics, sport…); fine themes are what its
+    sentences say. Documents (the mean of their claim embeddings) are clustered with k from 2 to
+    ``max_broad`` by silhouette; each fine or named theme joins the broad theme that holds most
+    of its claims' documents. On later runs each document joins the nearest of last night's
+    broad centroids instead (then each centroid moves to its documents' mean), so broad ids
+    stay put. Sets ``parent_id`` on the fine and named themes and returns the broad ones.
     """
     fine = [t for t in themes if t.kind == "discovered"]
-    if len(fine) < 4:
+    groups = _group_ids(doc_ids)
+    n_docs = int(groups.max()) + 1 if len(groups) else 0
+    if len(fine) < 4 or n_docs < 3:
         return []
-    f = np.stack([t.centroid for t in fine if t.centroid is not None])
-    weights = np.array([len(t.member_idx) for t in fine], dtype=np.float64)
+    doc_vecs = _unit_rows(np.asarray(_group_means(embeddings, groups, n_docs)))
     if previous is not None and len(previous.broad_ids) >= 2:
-        # Warm start, as for fine themes: each fine theme joins last night's nearest broad theme.
-        grouping: np.ndarray | None = (f @ previous.broad_centroids.T).argmax(axis=1)
+        doc_cluster: np.ndarray | None = (doc_vecs @ previous.broad_centroids.T).argmax(axis=1)
     else:
-        grouping = _group_centroids(f, weights, cfg)
-    if grouping is None:
+        doc_cluster = _search_k(doc_vecs, list(range(2, min(cfg.max_broad, n_docs - 1) + 1)), cfg)
+    if doc_cluster is None:
         return []
-    groups = [np.flatnonzero(grouping == b) for b in np.unique(grouping)]
-    centroids = [_unit((f[g] * weights[g, None]).sum(axis=0)) for g in groups]
+    claim_cluster = doc_cluster[groups]
+
+    def home(members: np.ndarray) -> int:
+        # The cluster holding most of these claims' documents (ties: the lower cluster number).
+        return int(np.bincount(claim_cluster[members]).argmax())
+
+    fine_home = [home(t.member_idx) for t in fine]
+    clusters = sorted(set(fine_home))
+    centroids = [_unit(doc_vecs[doc_cluster == c].mean(axis=0)) for c in clusters]
     ids = _match_ids(
         centroids,
-        [[fine[i].theme_id for i in g] for g in groups],
+        [[t.theme_id for t, h in zip(fine, fine_home, strict=True) if h == c] for c in clusters],
         previous.broad_ids if previous else [],
         previous.broad_centroids if previous else None,
         "broad_",
         cfg.match_threshold,
     )
-    broad = []
-    for tid, g, centroid in zip(ids, groups, centroids, strict=True):
-        for i in g:
-            fine[i].parent_id = tid
-        members = np.concatenate([fine[i].member_idx for i in g])
-        broad.append(ThemeInfo(tid, tid, "broad", np.sort(members), centroid))
+    id_of = dict(zip(clusters, ids, strict=True))
+    for t, h in zip(fine, fine_home, strict=True):
+        t.parent_id = id_of[h]
     for t in themes:
         if t.kind == "named" and len(t.member_idx):
-            sims = [float(_unit(space[t.member_idx].mean(axis=0)) @ c) for c in centroids]
-            t.parent_id = ids[int(np.argmax(sims))]
-    for b in broad:  # a broad theme counts the claims of all its children, named ones included
-        children = [t.member_idx for t in themes if t.parent_id == b.theme_id]
-        b.member_idx = np.sort(np.concatenate(children)) if children else b.member_idx
+            h = home(t.member_idx)
+            # A named theme whose documents sit in a cluster with no fine theme joins the
+            # broad theme nearest to its claims instead.
+            t.parent_id = (
+                id_of.get(h)
+                or ids[
+                    int(
+                        np.argmax(
+                            np.stack(centroids) @ _unit(embeddings[t.member_idx].mean(axis=0))
+                        )
+                    )
+                ]
+            )
+    broad = []
+    for tid, centroid in zip(ids, centroids, strict=True):
+        children = [t.member_idx for t in themes if t.parent_id == tid]
+        members = np.sort(np.concatenate(children)) if children else np.zeros(0, dtype=np.int64)
+        broad.append(ThemeInfo(tid, tid, "broad", members, centroid))
     return broad
 
 
-def _group_centroids(f: np.ndarray, weights: np.ndarray, cfg: ThemeConfig) -> np.ndarray | None:
-    """Cluster fine centroids (weighted by size); k from 2 to ``max_broad`` by silhouette."""
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import silhouette_score
+def _group_means(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Mean row per group, one row per group."""
+    from scipy.sparse import csr_matrix
 
-    best: tuple[float, np.ndarray] | None = None
-    for k in range(2, min(cfg.max_broad, len(f) - 1) + 1):
-        labels = KMeans(n_clusters=k, random_state=cfg.random_state, n_init=8).fit_predict(
-            f, sample_weight=weights
-        )
-        if len(set(labels.tolist())) < 2:
-            continue
-        score = float(silhouette_score(f, labels, metric="cosine"))
-        if best is None or score > best[0] + 1e-9:
-            best = (score, labels)
-    return best[1] if best else None
+    counts = np.bincount(groups, minlength=n_groups).astype(np.float32)
+    member = csr_matrix(
+        (1 / counts[groups], (groups, np.arange(len(groups)))), shape=(n_groups, len(groups))
+    )
+    means: np.ndarray = np.asarray(member @ np.asarray(values, dtype=np.float32))
+    return means
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+    out: np.ndarray = (x / np.maximum(norms, 1e-12)[:, None]).astype(np.float32)
+    return out
 
 
 def _retired(themes: list[ThemeInfo], previous: PreviousThemes | None) -> list[dict[str, Any]]:

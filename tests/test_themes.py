@@ -213,22 +213,27 @@ def test_one_new_article_is_not_a_new_theme_and_old_claims_do_not_churn():
 
 
 def test_hierarchy_rolls_fine_themes_into_broad_ones():
-    # Two groups of three nearby topics: fine themes per topic, broad themes per group.
+    # Two kinds of article, each mixing three sentence topics of its own (as a politics article
+    # mixes elections, tax and courts): fine themes per topic, broad themes per kind of article.
     dim = 16
     rng = np.random.default_rng(0)
     groups = {0: [1, 2, 3], 8: [9, 10, 11]}
-    rows = []
+    rows, docs = [], []
     for g, topics in groups.items():
-        for t in topics:
-            base = np.eye(dim, dtype=np.float32)[g] * 2 + np.eye(dim, dtype=np.float32)[t]
-            pts = base + 0.1 * rng.standard_normal((40, dim)).astype(np.float32)
-            rows.append(pts / np.linalg.norm(pts, axis=1, keepdims=True))
-    model, ids = _fit_synthetic(np.concatenate(rows), "h")
+        for d in range(40):
+            for t in topics:
+                base = np.eye(dim, dtype=np.float32)[g] * 2 + np.eye(dim, dtype=np.float32)[t]
+                pt = base + 0.1 * rng.standard_normal(dim).astype(np.float32)
+                rows.append(pt / np.linalg.norm(pt))
+                docs.append(f"g{g}-d{d}")
+    model, ids = _fit_synthetic(np.stack(rows), "h", docs=docs)
     fine = [t for t in model.themes_ if t.kind == "discovered"]
     broad = [t for t in model.themes_ if t.kind == "broad"]
     assert len(fine) >= 4 and len(broad) == 2
     assert all(t.parent_id in {b.theme_id for b in broad} for t in fine)
     assert sum(len(b.member_idx) for b in broad) == sum(len(t.member_idx) for t in fine)
+    for b in broad:  # each broad theme is one kind of article
+        assert len({docs[i].split("-")[0] for i in b.member_idx}) == 1
 
 
 def test_theme_trends_and_seen_dates(embedder):
