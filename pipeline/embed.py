@@ -372,7 +372,9 @@ def embed_with_cache(
         if key not in index and key not in todo:
             todo[key] = text
     hits = len(set(keys)) - len(todo)
-    new_keys = sorted(todo)  # deterministic chunking
+    # Shortest first, across chunks: sentence-transformers sorts by length only within a call, so
+    # hash-ordered chunks would each pad short texts to their longest. Ties by key: deterministic.
+    new_keys = sorted(todo, key=lambda k: (len(todo[k]), k))
     blocks = [matrix] if len(matrix) else []
     n = len(matrix)
     for start in range(0, len(new_keys), chunk_size):

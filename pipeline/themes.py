@@ -118,6 +118,7 @@ class ThemeConfig(BaseModel):
     n_keywords: int = Field(8, ge=1)
     n_representatives: int = Field(5, ge=1)
     silhouette_sample: int = Field(3000, ge=100)
+    search_sample: int = Field(5000, ge=100)
     random_state: int = 0
 
 
@@ -394,49 +395,53 @@ def _document_context(embeddings: np.ndarray, doc_ids: Sequence[str], weight: fl
     return mixed
 
 
-def _kmeans(x: np.ndarray, k: int, cfg: ThemeConfig, init: np.ndarray | None = None) -> np.ndarray:
+def _kmeans(x: np.ndarray, k: int, cfg: ThemeConfig, n_init: int | None = None) -> np.ndarray:
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
     if len(x) > 5000:
         km: Any = MiniBatchKMeans(
-            n_clusters=k,
-            random_state=cfg.random_state,
-            n_init=1 if init is not None else 3,
-            init=init if init is not None else "k-means++",
-            batch_size=4096,
+            n_clusters=k, random_state=cfg.random_state, n_init=n_init or 3, batch_size=4096
         )
     else:
-        km = KMeans(
-            n_clusters=k,
-            random_state=cfg.random_state,
-            n_init=1 if init is not None else 4,
-            init=init if init is not None else "k-means++",
-        )
+        km = KMeans(n_clusters=k, random_state=cfg.random_state, n_init=n_init or 4)
     labels: np.ndarray = km.fit_predict(x)
     return labels
 
 
 def _search_k(x: np.ndarray, ks: list[int], cfg: ThemeConfig) -> np.ndarray | None:
-    """Cluster with each k and keep the labels of the best cosine silhouette (sampled)."""
+    """Cluster with the k of the best cosine silhouette; return the labels.
+
+    Above ``search_sample`` points, k is chosen on a seeded sample with one k-means start per
+    candidate, and only the chosen k is fitted on every point with full restarts: a dozen full
+    fits would cost more than the rest of the theme step.
+    """
     from sklearn.metrics import silhouette_score
 
-    best: tuple[float, np.ndarray] | None = None
+    sampled = len(x) > cfg.search_sample
+    if sampled:
+        rng = np.random.default_rng(cfg.random_state)
+        sample = x[np.sort(rng.choice(len(x), cfg.search_sample, replace=False))]
+    else:
+        sample = x
+    best: tuple[float, int, np.ndarray] | None = None
     for k in ks:
-        labels = _kmeans(x, k, cfg)
+        labels = _kmeans(sample, k, cfg, n_init=1 if sampled else None)
         if len(set(labels.tolist())) < 2:
             continue
         score = float(
             silhouette_score(
-                x,
+                sample,
                 labels,
                 metric="cosine",
-                sample_size=min(len(x), cfg.silhouette_sample),
+                sample_size=min(len(sample), cfg.silhouette_sample),
                 random_state=cfg.random_state,
             )
         )
         if best is None or score > best[0] + 1e-9:
-            best = (score, labels)
-    return best[1] if best else None
+            best = (score, k, labels)
+    if best is None:
+        return None
+    return _kmeans(x, best[1], cfg) if sampled else best[2]
 
 
 def _k_grid(n: int, cfg: ThemeConfig) -> list[int]:
