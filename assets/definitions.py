@@ -26,7 +26,7 @@ def build_resources(processed_dir: str | None = None) -> dict[str, object]:
     return {
         "io_manager": ParquetIOManager(base_dir=out),
         "settings": settings,
-        "embedder": embedder_from_env(),
+        "embedder": embedder_from_env(out),
         "run_lock": RunLockResource(processed_dir=out),
     }
 

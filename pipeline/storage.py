@@ -160,7 +160,10 @@ def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
         return []
     stale = sorted(d.rglob(f"{_TMP_PREFIX}*"))
     for p in stale:
-        p.unlink(missing_ok=True)
+        if p.is_dir() and not p.is_symlink():  # e.g. a killed model export's work dir
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
     return stale
 
 

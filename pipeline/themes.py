@@ -116,6 +116,7 @@ class ThemeConfig(BaseModel):
     novel_min_documents: int = Field(3, ge=1)
     stickiness: float = Field(0.03, ge=0, le=1)
     n_keywords: int = Field(8, ge=1)
+    keyword_sample: int = Field(1000, ge=10)
     n_representatives: int = Field(5, ge=1)
     silhouette_sample: int = Field(3000, ge=100)
     search_sample: int = Field(5000, ge=100)
@@ -232,8 +233,12 @@ class ThemeModel:
         themes.append(
             ThemeInfo(UNASSIGNED, "Unassigned", UNASSIGNED, np.flatnonzero(labels == UNASSIGNED))
         )
+        # Keywords from at most `keyword_sample` claims per theme, evenly spread: their cost
+        # stays bounded as the corpus grows night after night (a broad theme would otherwise
+        # re-read every claim of its children).
         keywords = ctfidf_keywords(
-            [" ".join(texts[i] for i in t.member_idx) for t in themes], cfg.n_keywords
+            [" ".join(texts[i] for i in _spread(t.member_idx, cfg.keyword_sample)) for t in themes],
+            cfg.n_keywords,
         )
         for theme, kw in zip(themes, keywords, strict=True):
             theme.keywords = kw
@@ -669,6 +674,14 @@ def _retired(themes: list[ThemeInfo], previous: PreviousThemes | None) -> list[d
         for tid, row in sorted(previous.rows.items())
         if tid not in alive
     ]
+
+
+def _spread(members: np.ndarray, limit: int) -> np.ndarray:
+    """At most ``limit`` members, evenly spaced in order (deterministic)."""
+    if len(members) <= limit:
+        return members
+    picked: np.ndarray = members[np.linspace(0, len(members) - 1, limit).round().astype(int)]
+    return picked
 
 
 def ctfidf_keywords(class_texts: Sequence[str], top_n: int = 8) -> list[list[str]]:

@@ -101,3 +101,39 @@ def test_embedding_cache_reads_only_wanted_rows_correctly(tmp_path):
         assert np.array_equal(matrix[index[key]], vectors[int(key[1:])])
     full_index, full = cache.load()
     assert len(full_index) == 10_000 and np.array_equal(full[full_index["k07777"]], vectors[7777])
+
+
+def test_onnx_int8_backend_agrees_with_torch(tmp_path, embedder, seed_dir):
+    # The opt-in backend: exported locally once, cosine >= 0.99 to torch on the seed claims
+    # (the performance issue's bar), its own cache key and a model name that says what it is.
+    from assets.resources import EmbedderResource
+    from pipeline.corpus import build_corpus
+    from pipeline.ingest import IngestConfig
+
+    claims = build_corpus(seed_dir, IngestConfig(), max_sentence_chars=1000).tables["claims"]
+    texts = claims.column("text").to_pylist()
+    onnx = EmbedderResource(backend="onnx-int8", onnx_dir=str(tmp_path))
+    vectors = onnx.embed(texts)
+    cosine = np.einsum("ij,ij->i", vectors, embedder.embed(texts))
+    assert vectors.shape == (len(texts), 384) and vectors.dtype == np.float32
+    assert cosine.min() >= 0.985 and cosine.mean() >= 0.99
+    assert onnx.cache_key != embedder.cache_key and onnx.model_name.endswith("[onnx-int8]")
+    exported = next(tmp_path.rglob("model_int8.onnx"))
+    assert not list(tmp_path.rglob(".tmp-*"))
+    mtime = exported.stat().st_mtime_ns
+    again = EmbedderResource(backend="onnx-int8", onnx_dir=str(tmp_path))
+    assert np.array_equal(again.embed(texts), vectors)  # same batches, same vectors
+    assert exported.stat().st_mtime_ns == mtime  # exported once, reused
+    # Dynamic int8 quantises activations per batch: a text's vector depends a little on its
+    # batch-mates (one reason the backend is opt-in; docs/performance.md).
+    alone = np.einsum("ij,ij->i", again.embed(texts[:3]), vectors[:3])
+    assert alone.min() >= 0.99
+
+
+def test_onnx_fp32_backend_gives_the_torch_vectors(tmp_path, embedder):
+    from assets.resources import EmbedderResource
+
+    texts = ["Russia sells gas to China.", "The joint naval drills began on Monday.", "Hi"]
+    onnx = EmbedderResource(backend="onnx", onnx_dir=str(tmp_path))
+    assert np.einsum("ij,ij->i", onnx.embed(texts), embedder.embed(texts)).min() >= 0.9999
+    assert onnx.cache_key.endswith("-onnx") and onnx.dimension == 384

@@ -37,8 +37,13 @@ def test_failure_mid_write_keeps_previous_table(tmp_path):
 
 
 def test_stale_temporaries_are_cleaned(tmp_path):
+    # Files of killed writes and work dirs of killed model exports alike.
     (tmp_path / ".tmp-t.parquet.abc").write_bytes(b"partial")
-    assert [p.name for p in remove_stale_temporaries(tmp_path)] == [".tmp-t.parquet.abc"]
+    (tmp_path / "_cache" / ".tmp-export-x").mkdir(parents=True)
+    (tmp_path / "_cache" / ".tmp-export-x" / "model.onnx").write_bytes(b"partial")
+    removed = remove_stale_temporaries(tmp_path)
+    assert sorted(p.name for p in removed) == [".tmp-export-x", ".tmp-t.parquet.abc"]
+    assert os.listdir(tmp_path / "_cache") == [] and not (tmp_path / ".tmp-t.parquet.abc").exists()
 
 
 def test_missing_table_raises(tmp_path):
