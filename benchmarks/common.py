@@ -76,3 +76,21 @@ def cli_run(raw: Path, out: Path, home: Path) -> tuple[float, str]:
     if proc.returncode != 0:
         raise SystemExit(f"run failed:\n{proc.stdout}\n{proc.stderr[-3000:]}")
     return elapsed, proc.stdout
+
+
+def step_times(home: Path) -> tuple[dict[str, float], dict[str, object]]:
+    """Seconds per step of the latest run recorded in ``home``, and the embedding metadata."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        run = instance.get_runs(limit=1)[0]
+        steps = {
+            s.step_key: (s.end_time or 0) - (s.start_time or 0)
+            for s in instance.get_run_step_stats(run.run_id)
+            if s.step_key and "schema_matches" not in s.step_key
+        }
+        event = instance.get_latest_materialization_event(dg.AssetKey("claim_embeddings"))
+        mat = event.asset_materialization if event else None
+        meta = {k: v.value for k, v in mat.metadata.items()} if mat else {}
+    keys = ("model_load_seconds", "embed_seconds", "texts_per_second")
+    return steps, {k: meta[k] for k in keys if k in meta}

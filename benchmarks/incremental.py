@@ -11,7 +11,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import bbc_files, cli_run, copy_articles
+from benchmarks.common import bbc_files, cli_run, copy_articles, step_times
 
 
 def embedded(stdout: str) -> tuple[int, int]:
@@ -36,6 +36,7 @@ def main() -> None:
         t_cold, log_cold = cli_run(raw, out, home)
         copy_articles(added, raw)
         t_inc, log_inc = cli_run(raw, out, home)
+        steps_inc, meta_inc = step_times(home)
         t_none, log_none = cli_run(raw, out, home)
     (e_cold, _), (e_inc, hits_inc), (e_none, _) = map(embedded, (log_cold, log_inc, log_none))
     print(f"cold run, {len(cold)} articles:     {t_cold:8.1f} s, {e_cold:6d} texts embedded")
@@ -43,6 +44,13 @@ def main() -> None:
     print(f"no change:                   {t_none:8.1f} s, {e_none:6d} texts embedded")
     print(f"incremental / cold wall time: {t_inc / t_cold:.1%} (target <= 5%)")
     print(log_inc.splitlines()[1])
+    in_steps = sum(steps_inc.values())
+    print(
+        f"+{len(added)} night: {in_steps:.1f} s in steps, {t_inc - in_steps:.1f} s start-up/Dagster"
+    )
+    for key, seconds in sorted(steps_inc.items(), key=lambda kv: -kv[1]):
+        print(f"   step {key:<20} {seconds:6.2f} s")
+    print(f"   embedding step metadata: {meta_inc}")
 
 
 if __name__ == "__main__":

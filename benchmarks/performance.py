@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import bbc_files, cli_run, copy_articles
+from benchmarks.common import bbc_files, cli_run, copy_articles, step_times
 from pipeline.corpus import build_corpus
 from pipeline.embed import EmbeddingCache, embed_texts, embed_with_cache, load_model, resolve_model
 from pipeline.ingest import IngestConfig
@@ -38,24 +38,6 @@ def stage(model, texts: list[str], tmp: Path) -> float:  # type: ignore[no-untyp
     start = time.perf_counter()
     embed_with_cache(texts, lambda t: embed_texts(model, t), cache)
     return time.perf_counter() - start
-
-
-def step_times(home: Path) -> tuple[dict[str, float], dict[str, object]]:
-    """Seconds per step of the latest run recorded in ``home``, and the embedding metadata."""
-    import dagster as dg
-
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        run = instance.get_runs(limit=1)[0]
-        steps = {
-            s.step_key: (s.end_time or 0) - (s.start_time or 0)
-            for s in instance.get_run_step_stats(run.run_id)
-            if s.step_key and "schema_matches" not in s.step_key
-        }
-        event = instance.get_latest_materialization_event(dg.AssetKey("claim_embeddings"))
-        mat = event.asset_materialization if event else None
-        meta = {k: v.value for k, v in mat.metadata.items()} if mat else {}
-    keys = ("model_load_seconds", "embed_seconds", "texts_per_second")
-    return steps, {k: meta[k] for k in keys if k in meta}
 
 
 def main() -> None:
