@@ -18,6 +18,7 @@ randomness goes through ``random_state``.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,14 +40,17 @@ __all__ = [
     "ThemeModel",
     "PreviousThemes",
     "ThemeVectors",
+    "INPUTS_KEY",
     "assign_themes",
     "ctfidf_keywords",
+    "theme_inputs_key",
     "load_catalog",
 ]
 
 log = logging.getLogger(__name__)
 
 UNASSIGNED: Final = "unassigned"
+INPUTS_KEY: Final = b"docthemes.theme_inputs"
 
 
 class NamedTheme(BaseModel):
@@ -526,11 +530,24 @@ def _fine_themes(
         labels = _search_k(x, _k_grid(min(n, n_distinct), cfg), cfg)
         if labels is None:
             return []
-    clusters = []
-    for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
-        if c >= 0 and len(members) >= cfg.min_cluster_size:  # -1: too few novel claims to group
-            clusters.append((members, _unit(x[members].mean(axis=0))))
+    kept = [
+        c
+        for c in np.unique(labels)
+        if c >= 0 and (labels == c).sum() >= cfg.min_cluster_size  # -1: novel, left ungrouped
+    ]
+    if not kept:
+        return []
+    # Claims of a group too small to be a theme join the nearest kept theme unless they are
+    # novel next to it (the test the nightly warm start applies); else they stay unassigned.
+    # Without this a second night on the same data would place them where the first did not.
+    centroids = np.stack([_unit(x[labels == c].mean(axis=0)) for c in kept])
+    orphans = np.flatnonzero((labels >= 0) & ~np.isin(labels, kept))
+    if len(orphans):
+        sims = x[orphans] @ centroids.T
+        near = sims.max(axis=1) >= cfg.novelty_threshold
+        labels[orphans] = np.where(near, np.asarray(kept)[sims.argmax(axis=1)], -1)
+    members_of = [np.flatnonzero(labels == c) for c in kept]
+    clusters = [(m, _unit(x[m].mean(axis=0))) for m in members_of]
     clusters.sort(key=lambda mc: (-len(mc[0]), int(mc[0][0])))
     ids = _match_ids(
         [c for _, c in clusters],
@@ -810,6 +827,33 @@ def _trends(
         }
         for (theme, day), n in sorted(claims.items())
     ]
+
+
+def theme_inputs_key(
+    claim_ids: Sequence[str],
+    doc_dates: Mapping[str, dt.date],
+    catalog: ThemeCatalog,
+    config: ThemeConfig,
+    model_key: str,
+) -> str:
+    """Hash of everything the theme tables are computed from (claims, dates, settings, model).
+
+    Claim ids hash their text and document, so equal keys mean equal inputs.
+    """
+    from pipeline.manifest import PIPELINE_VERSION
+
+    h = hashlib.sha256()
+    for part in (
+        PIPELINE_VERSION,
+        "\n".join(sorted(claim_ids)),
+        "\n".join(f"{d}\t{doc_dates[d].isoformat()}" for d in sorted(doc_dates)),
+        catalog.model_dump_json(),
+        config.model_dump_json(),
+        model_key,
+    ):
+        h.update(part.encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()
 
 
 def _keyword_description(theme: ThemeInfo) -> str | None:
