@@ -1,11 +1,15 @@
 """``docthemes`` command line: run the pipeline the way the nightly job does."""
 
+from __future__ import annotations
+
 import argparse
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
-import dagster as dg
+if TYPE_CHECKING:
+    import dagster as dg
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +37,10 @@ def _exit_without_teardown(code: int) -> None:
 
 def run_all(log_level: str = "INFO") -> int:
     """Execute ``docthemes_job`` in this process, recorded in the DAGSTER_HOME instance."""
+    # Imported here, not at the top: the embedding model's helper process starts from this
+    # module (multiprocessing imports the main module) and must not pay for Dagster.
+    import dagster as dg
+
     from assets.definitions import defs
 
     instance = (

@@ -38,6 +38,7 @@ __all__ = [
     "embeddings_table",
     "PACKAGED_MODEL_SHA256",
     "ModelError",
+    "ModelProcess",
     "ModelSpec",
     "embed_texts",
     "load_model",
@@ -164,6 +165,98 @@ def load_model(spec: ModelSpec, device: str = "cpu", num_threads: int | None = N
     )
     log.info("loaded embedding model %s from %s", spec.name, spec.path)
     return model
+
+
+class ModelProcess:
+    """The embedding model in a helper process, loading while the caller does other work.
+
+    Importing torch and sentence-transformers takes ~4 s and holds the GIL, so in-process it
+    can overlap nothing. Started when a run begins, the helper loads (and warms up) the model
+    while the run ingests and splits; :meth:`encode` then sends texts and receives vectors.
+    If the caller dies, the helper reads end-of-file on its pipe and exits.
+
+    Args:
+        spec: From :func:`resolve_model`.
+        device: Torch device.
+        num_threads: Torch threads in the helper; ``None`` keeps torch's default.
+        batch_size: Encode batch size.
+    """
+
+    def __init__(
+        self, spec: ModelSpec, device: str, num_threads: int | None, batch_size: int
+    ) -> None:
+        """Start the helper; it begins loading at once."""
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")  # fork would copy the caller's threads
+        self._conn, child = ctx.Pipe()
+        self._process = ctx.Process(
+            target=_serve_model,
+            args=(child, str(spec.path), spec.name, spec.expected_sha256, device, num_threads),
+            daemon=True,
+            name="docthemes-model",
+        )
+        self._process.start()
+        child.close()
+        self.batch_size = batch_size
+        self.dimension: int | None = None
+
+    def wait(self) -> int:
+        """Block until the model is loaded; return its embedding dimension."""
+        if self.dimension is None:
+            self.dimension = int(self._receive())
+        return self.dimension
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 vectors, shape ``(len(texts), dim)``."""
+        self.wait()
+        self._conn.send((list(texts), self.batch_size))
+        vectors: np.ndarray = self._receive()
+        return vectors
+
+    def close(self) -> None:
+        """Stop the helper (also mid-load: a run with nothing to embed never waits for it)."""
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join(timeout=10)
+        self._conn.close()
+
+    def _receive(self) -> Any:
+        try:
+            status, payload = self._conn.recv()
+        except EOFError as err:
+            raise ModelError(
+                f"the embedding model process exited (code {self._process.exitcode})"
+            ) from err
+        if status == "error":
+            raise payload
+        return payload
+
+
+def _serve_model(
+    conn: Any,
+    path: str,
+    name: str,
+    expected_sha256: str | None,
+    device: str,
+    num_threads: int | None,
+) -> None:
+    try:
+        model = load_model(ModelSpec(name, Path(path), expected_sha256), device, num_threads)
+        embed_texts(model, ["warm up"])  # first-call kernel set-up, also off the caller's clock
+        conn.send(("ready", int(model.get_embedding_dimension())))
+    except Exception as err:  # noqa: BLE001 - handed to the caller, which raises it
+        conn.send(("error", err))
+        return
+    while True:
+        try:
+            texts, batch_size = conn.recv()
+        except EOFError:  # the caller finished or died
+            return
+        try:
+            conn.send(("ok", embed_texts(model, texts, batch_size)))
+        except Exception as err:  # noqa: BLE001 - handed to the caller, which raises it
+            conn.send(("error", err))
 
 
 def embed_texts(

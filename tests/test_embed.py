@@ -137,3 +137,23 @@ def test_onnx_fp32_backend_gives_the_torch_vectors(tmp_path, embedder):
     onnx = EmbedderResource(backend="onnx", onnx_dir=str(tmp_path))
     assert np.einsum("ij,ij->i", onnx.embed(texts), embedder.embed(texts)).min() >= 0.9999
     assert onnx.cache_key.endswith("-onnx") and onnx.dimension == 384
+
+
+def test_model_process_embeds_like_the_model_in_process(embedder, tmp_path):
+    # The helper process that loads torch while a run ingests: same vectors, clear errors.
+    from pipeline.embed import ModelProcess, ModelSpec
+
+    texts = ["Russia sells gas to China.", "Joint drills began on Monday.", "Hi"]
+    helper = ModelProcess(resolve_model(), "cpu", None, 64)
+    try:
+        assert helper.wait() == 384
+        np.testing.assert_allclose(helper.encode(texts), embedder.embed(texts), atol=1e-6)
+    finally:
+        helper.close()
+    assert not helper._process.is_alive()
+    broken = ModelProcess(ModelSpec("broken", tmp_path, None), "cpu", None, 64)
+    try:
+        with pytest.raises(ModelError, match="no weights file"):
+            broken.wait()
+    finally:
+        broken.close()
