@@ -37,6 +37,7 @@ def _exit_without_teardown(code: int) -> None:
 
 def run_all(log_level: str = "INFO") -> int:
     """Execute ``docthemes_job`` in this process, recorded in the DAGSTER_HOME instance."""
+    _prestart_model()
     # Imported here, not at the top: the embedding model's helper process starts from this
     # module (multiprocessing imports the main module) and must not pay for Dagster.
     import dagster as dg
@@ -55,7 +56,28 @@ def run_all(log_level: str = "INFO") -> int:
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
         sys.stdout.write(summarize(result) + "\n")
+    from pipeline.embed import ModelProcess
+
+    ModelProcess.close_unadopted()
     return 0 if result.success else 1
+
+
+def _prestart_model() -> None:
+    # Start loading the default-configured torch model before Dagster is even imported, so the
+    # ~4 s import overlaps the whole start-up and ingestion; the embedder resource adopts it
+    # when it asks for the same model (else it starts its own).
+    from pipeline.embed import ModelError, ModelProcess, resolve_model
+
+    if (os.environ.get("DOCTHEMES_EMBEDDING_BACKEND") or "torch") != "torch":
+        return
+    try:
+        spec = resolve_model(
+            os.environ.get("DOCTHEMES_EMBEDDING_MODEL") or "",
+            os.environ.get("DOCTHEMES_MODEL_SHA256") or None,
+        )
+    except ModelError:
+        return  # the embedding step reports it
+    ModelProcess.prestart(spec, "cpu", None, 64)
 
 
 def summarize(result: dg.ExecuteInProcessResult) -> str:

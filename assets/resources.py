@@ -80,9 +80,9 @@ class EmbedderResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         imported = "sentence_transformers" in sys.modules
         if self.helper_process and self.backend == "torch" and not imported:
             try:
-                self._helper = ModelProcess(
-                    self.spec, self.device, self.num_threads, self.batch_size
-                )
+                self._helper = ModelProcess.adopt(
+                    self.spec, self.device, self.num_threads
+                ) or ModelProcess(self.spec, self.device, self.num_threads, self.batch_size)
             except ModelError:
                 self._helper = None  # the embedding step raises the same error, in its place
 

@@ -51,9 +51,14 @@ def copy_articles(files: list[Path], raw: Path) -> None:
 
 
 def cli_run(raw: Path, out: Path, home: Path) -> tuple[float, str]:
-    """Run ``docthemes run`` in a fresh process, as `make run` does; return (seconds, stdout)."""
+    """Run ``docthemes run`` in a fresh process, as `make run` does; return (seconds, stdout).
+
+    The peak resident memory of the run's process tree (the run and its model helper process,
+    summed) is kept in ``LAST_PEAK_RSS_MB``.
+    """
     import subprocess
     import sys
+    import threading
 
     home.mkdir(parents=True, exist_ok=True)
     env = {
@@ -64,18 +69,52 @@ def cli_run(raw: Path, out: Path, home: Path) -> tuple[float, str]:
         "HF_HUB_OFFLINE": "1",
     }
     start = time.perf_counter()
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "assets.cli", "run", "--log-level", "WARNING"],
         cwd=ROOT,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        check=False,
     )
+    peak = [0.0]
+
+    def sample() -> None:
+        while proc.poll() is None:
+            peak[0] = max(peak[0], tree_rss_mb(proc.pid))
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, stderr = proc.communicate()
     elapsed = time.perf_counter() - start
+    sampler.join()
+    LAST_PEAK_RSS_MB[0] = peak[0]
     if proc.returncode != 0:
-        raise SystemExit(f"run failed:\n{proc.stdout}\n{proc.stderr[-3000:]}")
-    return elapsed, proc.stdout
+        raise SystemExit(f"run failed:\n{stdout}\n{stderr[-3000:]}")
+    return elapsed, stdout
+
+
+LAST_PEAK_RSS_MB = [0.0]
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, in MB (Linux /proc)."""
+    total = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) / 1024
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo += [int(c) for c in fh.read().split()]
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return total
 
 
 def step_times(home: Path) -> tuple[dict[str, float], dict[str, object]]:

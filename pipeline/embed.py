@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import numpy as np
 import pyarrow as pa
@@ -200,6 +200,28 @@ class ModelProcess:
         child.close()
         self.batch_size = batch_size
         self.dimension: int | None = None
+
+    _started: ClassVar[dict[tuple[str, str, int | None], ModelProcess]] = {}
+
+    @classmethod
+    def prestart(
+        cls, spec: ModelSpec, device: str, num_threads: int | None, batch_size: int
+    ) -> None:
+        """Start a helper now, for a later :meth:`adopt` (a CLI can start it before Dagster)."""
+        key = (str(spec.path), device, num_threads)
+        if key not in cls._started:
+            cls._started[key] = cls(spec, device, num_threads, batch_size)
+
+    @classmethod
+    def adopt(cls, spec: ModelSpec, device: str, num_threads: int | None) -> ModelProcess | None:
+        """The helper prestarted for this model, if any (each is adopted once)."""
+        return cls._started.pop((str(spec.path), device, num_threads), None)
+
+    @classmethod
+    def close_unadopted(cls) -> None:
+        """Stop prestarted helpers nobody adopted (the run asked for another model)."""
+        while cls._started:
+            cls._started.popitem()[1].close()
 
     def wait(self) -> int:
         """Block until the model is loaded; return its embedding dimension."""
