@@ -63,21 +63,26 @@ def run_all(log_level: str = "INFO") -> int:
 
 
 def _prestart_model() -> None:
-    # Start loading the default-configured torch model before Dagster is even imported, so the
-    # ~4 s import overlaps the whole start-up and ingestion; the embedder resource adopts it
-    # when it asks for the same model (else it starts its own).
-    from pipeline.embed import ModelError, ModelProcess, resolve_model
+    # Start loading the configured torch model before Dagster is even imported, so the ~4 s
+    # import overlaps the whole start-up and ingestion; the embedder resource adopts it when
+    # it asks for the same model with its default device and threads (else it starts its own).
+    from assets.environment import embedder_env
+    from pipeline.embed import (
+        DEFAULT_BATCH_SIZE,
+        DEFAULT_DEVICE,
+        ModelError,
+        ModelProcess,
+        resolve_model,
+    )
 
-    if (os.environ.get("DOCTHEMES_EMBEDDING_BACKEND") or "torch") != "torch":
+    env = embedder_env()
+    if env["backend"] != "torch":
         return
     try:
-        spec = resolve_model(
-            os.environ.get("DOCTHEMES_EMBEDDING_MODEL") or "",
-            os.environ.get("DOCTHEMES_MODEL_SHA256") or None,
-        )
+        spec = resolve_model(env["model"] or "", env["expected_sha256"])
     except ModelError:
         return  # the embedding step reports it
-    ModelProcess.prestart(spec, "cpu", None, 64)
+    ModelProcess.prestart(spec, DEFAULT_DEVICE, None, DEFAULT_BATCH_SIZE)
 
 
 def summarize(result: dg.ExecuteInProcessResult) -> str:

@@ -10,8 +10,8 @@ from assets.resources import PipelineSettings, RunLockResource
 from pipeline.corpus import CORPUS_TABLES, PreviousCorpus, build_corpus, state_key
 from pipeline.schemas import TABLE_DESCRIPTIONS
 
-# Transient I/O errors (network file systems, a disk briefly full) deserve another try.
 SIGNATURES = "_cache/near_duplicate_signatures.parquet"  # "_": not a table for analysts
+# Transient I/O errors (network file systems, a disk briefly full) deserve another try.
 IO_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
 
 

@@ -11,7 +11,10 @@ import dagster as dg
 import numpy as np
 from pydantic import Field, PrivateAttr, model_validator
 
+from assets.environment import embedder_env
 from pipeline.embed import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_DEVICE,
     DEFAULT_MODEL,
     ModelError,
     ModelProcess,
@@ -41,8 +44,8 @@ class EmbedderResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     expected_sha256: str | None = Field(
         default=None, description="Pin for the weights file (the packaged model is always pinned)."
     )
-    batch_size: int = Field(default=64, ge=1, le=4096)
-    device: str = "cpu"
+    batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1, le=4096)
+    device: str = DEFAULT_DEVICE
     num_threads: int | None = Field(
         default=None, ge=1, description="Torch threads; None = all cores."
     )
@@ -277,9 +280,4 @@ def processed_dir_from_env() -> str:
 def embedder_from_env(processed_dir: str | None = None) -> EmbedderResource:
     """Embedder from DOCTHEMES_EMBEDDING_MODEL / _MODEL_SHA256 / _EMBEDDING_BACKEND."""
     out = processed_dir or processed_dir_from_env()
-    return EmbedderResource(
-        model=os.environ.get("DOCTHEMES_EMBEDDING_MODEL") or DEFAULT_MODEL,
-        expected_sha256=os.environ.get("DOCTHEMES_MODEL_SHA256") or None,
-        backend=os.environ.get("DOCTHEMES_EMBEDDING_BACKEND") or "torch",  # type: ignore[arg-type]
-        onnx_dir=f"{out}/_cache/onnx",
-    )
+    return EmbedderResource(**embedder_env(), onnx_dir=f"{out}/_cache/onnx")  # type: ignore[arg-type]

