@@ -1,7 +1,8 @@
 """Blocking asset checks, evaluated inside the step that produces the table.
 
 Each check is declared as an ``AssetCheckSpec`` on its asset and evaluated on the table still in
-memory, before the step ends. A failed check (severity ERROR) fails the step, so nothing
+memory (or, for a table the step streamed to disk, read back a batch at a time), before the step
+ends. A failed check (severity ERROR) fails the step, so nothing
 downstream runs and `runs` never publishes. Evaluating in the producing step, rather than in
 one check step per table, spares 17 step starts and 17 re-reads of staged Parquet every night.
 """
@@ -15,6 +16,7 @@ import pyarrow as pa
 from pipeline import validate
 from pipeline.corpus import LISTED_AT
 from pipeline.schemas import SCHEMAS, embeddings_schema
+from pipeline.storage import TableFile
 from pipeline.themes import ThemeCatalog
 
 SCHEMA = "schema_matches_contract"
@@ -83,7 +85,9 @@ def _result(asset: str, name: str, problems: list[str]) -> dg.AssetCheckResult:
     )
 
 
-def schema_results(tables: Mapping[str, pa.Table]) -> Iterator[dg.AssetCheckResult]:
+def schema_results(
+    tables: Mapping[str, pa.Table | TableFile],
+) -> Iterator[dg.AssetCheckResult]:
     """Each table against its contract schema (embeddings: any dimension, fixed per model)."""
     for name, table in tables.items():
         expected = SCHEMAS.get(name) or embeddings_schema(
@@ -130,11 +134,13 @@ def corpus_results(tables: Mapping[str, pa.Table], raw_dir: str) -> Iterator[dg.
 
 
 def embedding_results(
-    claim_embeddings: pa.Table, claims: pa.Table
+    claim_embeddings: TableFile, claims: TableFile
 ) -> Iterator[dg.AssetCheckResult]:
-    """One finite, normalised embedding per claim."""
+    """One finite, normalised embedding per claim, in claim order."""
     yield _result(
-        "claim_embeddings", ONE_EMBEDDING, validate.check_embeddings(claim_embeddings, claims)
+        "claim_embeddings",
+        ONE_EMBEDDING,
+        validate.check_embedding_file(claim_embeddings, claims),
     )
 
 

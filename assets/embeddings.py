@@ -5,13 +5,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
-import numpy as np
-import pyarrow as pa
 
 from assets.checks import EMBEDDING_CHECKS, check_specs, embedding_results, schema_results
 from assets.corpus import IO_RETRY
 from assets.resources import EmbedderResource, PipelineSettings
-from pipeline.embed import EmbeddingCache, embed_with_cache, embeddings_table
+from pipeline.embed import EmbeddingCache, embed_claims
+from pipeline.storage import TableFile
 
 CACHE_DIR = "_cache/embeddings"  # under the output dir; "_" hides it from dataset readers
 
@@ -24,17 +23,27 @@ CACHE_DIR = "_cache/embeddings"  # under the output dir; "_" hides it from datas
 )
 def claim_embeddings(
     context: dg.AssetExecutionContext,
-    claims: pa.Table,
+    claims: TableFile,
     embedder: EmbedderResource,
     settings: PipelineSettings,
-) -> Iterator[dg.Output[pa.Table] | dg.AssetCheckResult]:
-    """Embed the claims, taking every text already embedded by this model from the cache."""
+) -> Iterator[dg.Output[TableFile] | dg.AssetCheckResult]:
+    """Embed the claims, taking every text already embedded by this model from the cache.
+
+    Streams: claims are read and vectors written a batch at a time (pipeline.embed.embed_claims).
+    """
     cache = EmbeddingCache(settings.store.base_dir / CACHE_DIR, embedder.cache_key)
     if settings.full_refresh:
-        cache.compact(keep=set())
+        cache.clear()
+    out = TableFile(settings.store.scratch("claim_embeddings", context.run.run_id))
     start = time.perf_counter()
-    result = embed_with_cache(
-        claims.column("text").to_pylist(), embedder.embed, cache, settings.embed_chunk_size
+    result = embed_claims(
+        claims,
+        embedder.embed,
+        cache,
+        out.path,
+        embedder.model_name,
+        chunk_size=settings.embed_chunk_size,
+        dimension=lambda: embedder.dimension,
     )
     encode_s = time.perf_counter() - start - embedder.load_seconds
     metadata: dict[str, Any] = {
@@ -46,8 +55,7 @@ def claim_embeddings(
         "texts_per_second": round(result.misses / encode_s, 1) if result.misses else 0.0,
     }
     context.log.info(f"embeddings: {result.misses} texts embedded, {result.hits} from the cache")
-    vectors = result.vectors if claims.num_rows else np.zeros((0, embedder.dimension), np.float32)
-    table = embeddings_table(claims.column("claim_id"), vectors, embedder.model_name)
-    yield dg.Output(table, metadata=metadata)
-    yield from schema_results({"claim_embeddings": table})
-    yield from embedding_results(table, claims)
+    # Checked before the IO manager moves the file: a failed check still fails the step.
+    checks = [*schema_results({"claim_embeddings": out}), *embedding_results(out, claims)]
+    yield dg.Output(out, metadata=metadata)
+    yield from checks

@@ -7,7 +7,7 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from pipeline.storage import TableStore, write_table
+from pipeline.storage import MissingTableError, TableFile, TableStore, write_table
 
 # The asset whose materialization publishes a run's staged tables (see assets/runs.py).
 PUBLISHER = dg.AssetKey("runs")
@@ -23,8 +23,11 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     has passed; a run that fails publishes nothing. A run of a hand-picked subset without `runs`
     publishes each table as it is written.
 
-    Outputs must be ``pyarrow.Table`` objects already cast to their contract schema; anything else
-    is refused rather than pickled. A missing upstream table raises instead of returning empty.
+    Outputs must be ``pyarrow.Table`` objects already cast to their contract schema, or a
+    :class:`~pipeline.storage.TableFile` a step streamed to disk (moved into place by a
+    rename); anything else is refused rather than pickled. An input annotated ``TableFile`` is
+    handed over as a file to stream, not read. A missing upstream table raises instead of
+    returning empty.
     """
 
     base_dir: str = Field(description="Output dir (DOCTHEMES_PROCESSED_DIR).")
@@ -34,25 +37,46 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         """The published and staged tables under ``base_dir``."""
         return TableStore(self.base_dir)
 
-    def handle_output(self, context: dg.OutputContext, obj: pa.Table) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: pa.Table | TableFile) -> None:
         """Write the table (staged or published, see the class docs) and attach metadata."""
-        if not isinstance(obj, pa.Table):
+        if not isinstance(obj, pa.Table | TableFile):
             raise TypeError(
                 f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; "
-                "assets must return a pyarrow.Table (no pickling)"
+                "assets must return a pyarrow.Table or a TableFile (no pickling)"
             )
         name = context.asset_key.path[-1]
         run_id = _staging_run_id(context)
         path = self.store.staged(name, run_id) if run_id else self.store.published(name)
-        write_table(obj, path)
-        context.add_output_metadata(
-            {**table_metadata(obj, path), "published": dg.MetadataValue.bool(run_id is None)}
-        )
+        if isinstance(obj, TableFile):
+            self.store.place(obj.path, path)
+            meta = file_metadata(TableFile(path))
+        else:
+            write_table(obj, path)
+            meta = table_metadata(obj, path)
+        context.add_output_metadata({**meta, "published": dg.MetadataValue.bool(run_id is None)})
 
-    def load_input(self, context: dg.InputContext) -> pa.Table:
-        """Read the table this run staged, else the published one; raises if neither exists."""
+    def load_input(self, context: dg.InputContext) -> pa.Table | TableFile:
+        """Read the table this run staged, else the published one; raises if neither exists.
+
+        An input annotated :class:`~pipeline.storage.TableFile` gets the file itself.
+        """
         run_id = context.step_context.run_id if _in_run(context) else None
-        return self.store.read(context.asset_key.path[-1], run_id)
+        name = context.asset_key.path[-1]
+        if _wants_file(context):
+            path = self.store.current(name, run_id)
+            if not path.exists():
+                raise MissingTableError(
+                    f"table {name!r} not found at {path}: materialize its asset first"
+                )
+            return TableFile(path)
+        return self.store.read(name, run_id)
+
+
+def _wants_file(context: dg.InputContext) -> bool:
+    try:
+        return context.dagster_type.typing_type is TableFile
+    except Exception:  # no type known (a hand-built context): the default, a whole table
+        return False
 
 
 def _in_run(context: dg.InputContext | dg.OutputContext) -> bool:
@@ -93,6 +117,15 @@ def table_metadata(table: pa.Table, path: Path | None = None) -> dict[str, dg.Me
     if path is not None:
         meta["path"] = dg.MetadataValue.path(os.fspath(path))
         meta["size_bytes"] = dg.MetadataValue.int(path.stat().st_size)
+    return meta
+
+
+def file_metadata(file: TableFile) -> dict[str, dg.MetadataValue]:
+    """:func:`table_metadata` of a table on disk, reading its footer and first rows only."""
+    head = next(file.batches(batch_size=_PREVIEW_ROWS), None)
+    sample = pa.Table.from_batches([head]) if head is not None else file.schema.empty_table()
+    meta = table_metadata(sample, file.path)
+    meta["dagster/row_count"] = dg.MetadataValue.int(file.num_rows)
     return meta
 
 

@@ -60,7 +60,7 @@ def theme_tables(
         )
         previous = None if settings.full_refresh else _previous_themes(settings)
         model = ThemeModel(vectors, config).fit(
-            align_embeddings(claim_embeddings, claim_ids),
+            align_embeddings(claim_embeddings, claims.column("claim_id")),
             claims.column("text").to_pylist(),
             doc_ids,
             claims.column("paragraph").to_pylist(),

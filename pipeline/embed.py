@@ -12,7 +12,8 @@ import functools
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final
@@ -22,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.schemas import embeddings_schema
-from pipeline.storage import write_table
+from pipeline.storage import BATCH_ROWS, ParquetSink, TableFile, write_table
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -32,7 +33,9 @@ __all__ = [
     "DEFAULT_DEVICE",
     "DEFAULT_MODEL",
     "CachedEmbeddings",
+    "EmbeddedClaims",
     "EmbeddingCache",
+    "embed_claims",
     "embed_with_cache",
     "model_key",
     "text_key",
@@ -330,29 +333,73 @@ def embeddings_table(
     )
 
 
-def align_embeddings(table: pa.Table, claim_ids: Sequence[str]) -> np.ndarray:
+def align_embeddings(
+    table: pa.Table, claim_ids: Sequence[str] | pa.Array | pa.ChunkedArray
+) -> np.ndarray:
     """Return the embeddings of ``claim_ids``, in that order, as an ``(n, dim)`` array.
+
+    When the table is already in that order (as :func:`embed_claims` writes it), the matrix
+    is a view of the table's buffer: no copy, no per-claim Python object.
 
     Raises:
         KeyError: If a claim has no embedding (the embeddings are stale: rematerialize them).
     """
-    ids = table.column("claim_id").to_pylist()
     col = table.column("embedding").combine_chunks()
     dim = col.type.list_size
-    matrix = col.values.to_numpy(zero_copy_only=False).reshape(-1, dim)
+    matrix: np.ndarray = col.values.to_numpy(zero_copy_only=False).reshape(-1, dim)
+    if isinstance(claim_ids, pa.ChunkedArray):
+        wanted = claim_ids
+    elif isinstance(claim_ids, pa.Array):
+        wanted = pa.chunked_array([claim_ids])
+    else:
+        wanted = pa.chunked_array([pa.array(claim_ids, pa.string())], pa.string())
+    if table.column("claim_id").equals(wanted):
+        return matrix
+    ids = table.column("claim_id").to_pylist()
     position = {cid: i for i, cid in enumerate(ids)}
-    missing = [c for c in claim_ids if c not in position]
+    wanted_ids = wanted.to_pylist()
+    missing = [c for c in wanted_ids if c not in position]
     if missing:
         raise KeyError(
             f"{len(missing)} claims have no embedding (first: {missing[0]}); "
             "rematerialize claim_embeddings"
         )
-    out: np.ndarray = matrix[[position[c] for c in claim_ids]]
+    out: np.ndarray = matrix[[position[c] for c in wanted_ids]]
     return out
 
 
 _CACHE_SCHEMA_FIELDS: Final = ("text_sha256", "embedding")
 _CACHE_ROW_GROUP: Final = 4096
+_KEY_DTYPE: Final = "S64"  # a hex SHA-256 as fixed-width bytes: 64 B a key, no Python object
+
+
+class _VectorFile:
+    """A ``(rows, dim)`` float32 matrix in a temporary file, written and read by row offset.
+
+    Cache rows come in cache order and leave in claim order; putting each at its offset with
+    ``pwrite`` reorders any number of them with one row group in memory. Plain writes, not
+    ``mmap``: mapped pages would count as the process's resident memory.
+    """
+
+    def __init__(self, directory: Path, rows: int, dim: int) -> None:
+        self.dim = dim
+        self._row_bytes = dim * 4
+        directory.mkdir(parents=True, exist_ok=True)
+        self._fd, name = tempfile.mkstemp(prefix=".tmp-vectors-", dir=directory)
+        os.unlink(name)  # anonymous: gone with the descriptor, even after a crash
+        os.ftruncate(self._fd, rows * self._row_bytes)
+
+    def scatter(self, rows: np.ndarray, vectors: np.ndarray) -> None:
+        data = np.ascontiguousarray(vectors, dtype=np.float32)
+        for i, row in enumerate(rows.tolist()):
+            os.pwrite(self._fd, data[i].tobytes(), row * self._row_bytes)
+
+    def read(self, start: int, count: int) -> np.ndarray:
+        data = os.pread(self._fd, count * self._row_bytes, start * self._row_bytes)
+        return np.frombuffer(data, dtype=np.float32).reshape(count, self.dim)
+
+    def close(self) -> None:
+        os.close(self._fd)
 
 
 class EmbeddingCache:
@@ -421,23 +468,103 @@ class EmbeddingCache:
             row_group_size=_CACHE_ROW_GROUP,
         )
 
-    def compact(self, keep: set[str] | None = None) -> int:
-        """Merge shards into one, keeping only ``keep`` keys when given; return rows kept."""
+    def keys(self) -> np.ndarray:
+        """Every cached key, sorted and unique, as fixed-width bytes (64 B each, no vectors)."""
+        blocks = [keys for _, _, keys in self._key_groups()]
+        return np.unique(np.concatenate(blocks)) if blocks else np.zeros(0, _KEY_DTYPE)
+
+    def compact(self) -> int:
+        """Merge the shards into one, keeping the first vector of each key; return rows kept.
+
+        Streams one row group at a time: memory holds the keys (64 B each), not the vectors.
+        """
         shards = self._shards()
-        index, matrix = self.load()
-        keys = sorted(k for k in index if keep is None or k in keep)
-        if keys:
-            number = int(shards[-1].stem.split("-")[1]) + 1
-            write_table(
-                _cache_table(keys, matrix[[index[k] for k in keys]]),
-                self.directory / f"part-{number:06d}.parquet",
-                row_group_size=_CACHE_ROW_GROUP,
-            )
+        groups = list(self._key_groups())
+        if not groups:
+            return 0
+        _, first = np.unique(np.concatenate([keys for _, _, keys in groups]), return_index=True)
+        keep = np.zeros(sum(len(keys) for _, _, keys in groups), dtype=bool)
+        keep[first] = True
+        number = int(shards[-1].stem.split("-")[1]) + 1
+        schema = pq.read_schema(shards[0])
+        offset = 0
+        with ParquetSink(
+            self.directory / f"part-{number:06d}.parquet", schema, _CACHE_ROW_GROUP
+        ) as sink:
+            for shard, group, keys in groups:
+                mask = keep[offset : offset + len(keys)]
+                offset += len(keys)
+                if mask.any():
+                    rows = pq.ParquetFile(shard).read_row_group(group)
+                    sink.write(rows.filter(pa.array(mask)))
         # The merged shard is published before the old ones go: a crash here leaves duplicates
         # (harmless, first wins) but never loses a vector.
         for shard in shards:
             shard.unlink(missing_ok=True)
-        return len(keys)
+        return int(keep.sum())
+
+    def clear(self) -> None:
+        """Forget every cached vector (a full refresh)."""
+        for shard in self._shards():
+            shard.unlink(missing_ok=True)
+
+    def gather(self, keys: np.ndarray, out: _VectorFile) -> None:
+        """Write the vector of each of ``keys`` to its row of ``out``.
+
+        One pass over the cache, a row group at a time; a key repeated in ``keys`` gets its
+        vector in every row. Memory holds the keys and one row group, whatever their number.
+
+        Raises:
+            ModelError: If a key is not in the cache.
+        """
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        filled = np.zeros(len(keys), dtype=bool)
+        for shard, group, group_keys in self._key_groups():
+            lo = np.searchsorted(ordered, group_keys, side="left")
+            hi = np.searchsorted(ordered, group_keys, side="right")
+            rows = np.flatnonzero(hi > lo)
+            if not len(rows):
+                continue
+            counts = (hi - lo)[rows]
+            # Row positions (in `ordered`) of every occurrence of each needed key, flattened.
+            flat = np.repeat(lo[rows] - np.cumsum(counts) + counts, counts) + np.arange(
+                counts.sum()
+            )
+            dest, src = order[flat], np.repeat(rows, counts)
+            fresh = ~filled[dest]
+            if not fresh.any():
+                continue
+            dest, src = dest[fresh], src[fresh]
+            filled[dest] = True
+            col = (
+                pq.ParquetFile(shard)
+                .read_row_group(group, columns=["embedding"])
+                .column("embedding")
+                .combine_chunks()
+            )
+            vectors = col.values.to_numpy(zero_copy_only=False).reshape(-1, col.type.list_size)
+            out.scatter(dest, vectors[src])
+        if not filled.all():
+            missing = keys[np.flatnonzero(~filled)[0]].decode()
+            raise ModelError(
+                f"{int((~filled).sum())} embeddings vanished from the cache {self.directory} "
+                f"during the run (first key {missing}); run again"
+            )
+
+    def _key_groups(self) -> Iterator[tuple[Path, int, np.ndarray]]:
+        """(shard, row group, keys) for every row group of every shard, in storage order."""
+        for shard in self._shards():
+            file = pq.ParquetFile(shard)
+            for group in range(file.num_row_groups):
+                col = file.read_row_group(group, columns=["text_sha256"]).column("text_sha256")
+                yield shard, group, np.array(col.to_pylist(), dtype=_KEY_DTYPE)
+
+    @property
+    def dimension(self) -> int | None:
+        """Vector size of the cached rows; None while the cache is empty."""
+        shards = self._shards()
+        return pq.read_schema(shards[0]).field("embedding").type.list_size if shards else None
 
     @property
     def n_shards(self) -> int:
@@ -478,38 +605,148 @@ def embed_with_cache(
     chunk_size: int = 2048,
     max_shards: int = 8,
 ) -> CachedEmbeddings:
-    """Embed texts, computing only those not in the cache and checkpointing every chunk.
+    """Embed a list of texts in memory, computing only those not in the cache.
 
-    Hits and misses count distinct texts: a text repeated in several claims is embedded once.
-    Each night adds a shard; past ``max_shards`` they are merged into one, so reading the
-    cache stays a few file opens after years of nights.
+    For small lists (the theme catalog's phrases); a table of claims streams through
+    :func:`embed_claims` instead.
     """
-    keys = [text_key(t) for t in texts]
-    index, matrix = cache.load(set(keys))
-    todo: dict[str, str] = {}
-    for key, text in zip(keys, texts, strict=True):
-        if key not in index and key not in todo:
-            todo[key] = text
-    hits = len(set(keys)) - len(todo)
-    # Shortest first, across chunks: sentence-transformers sorts by length only within a call, so
-    # hash-ordered chunks would each pad short texts to their longest. Ties by key: deterministic.
-    new_keys = sorted(todo, key=lambda k: (len(todo[k]), k))
-    blocks = [matrix] if len(matrix) else []
-    n = len(matrix)
-    for start in range(0, len(new_keys), chunk_size):
-        chunk = new_keys[start : start + chunk_size]
-        vectors = np.asarray(embed([todo[k] for k in chunk]), dtype=np.float32)
-        cache.append(chunk, vectors)
-        for i, key in enumerate(chunk):
-            index[key] = n + i
-        blocks.append(vectors)
-        n += len(vectors)
-    if todo and cache.n_shards > max_shards:
+    keys, misses = _embed_new([list(texts)], embed, cache, chunk_size, max(len(texts), 1))
+    if cache.n_shards > max_shards:
         cache.compact()
-    if not keys:
+    if not len(keys):
         return CachedEmbeddings(np.zeros((0, 0), np.float32), 0, 0)
-    full = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
-    return CachedEmbeddings(full[[index[k] for k in keys]], hits, len(todo))
+    index, matrix = cache.load({k.decode() for k in keys})
+    hits = len(np.unique(keys)) - misses
+    return CachedEmbeddings(matrix[[index[k.decode()] for k in keys]], hits, misses)
+
+
+def _embed_new(
+    batches: Iterable[list[str]],
+    embed: Callable[[list[str]], np.ndarray],
+    cache: EmbeddingCache,
+    chunk_size: int,
+    sort_window: int,
+) -> tuple[np.ndarray, int]:
+    """Embed and cache every distinct text not yet cached; return all texts' keys and misses.
+
+    Texts are embedded shortest first within windows of ``sort_window`` new texts:
+    sentence-transformers sorts by length only within one call, so hash- or claim-ordered
+    chunks would each pad short texts to their longest (that cost 5% of throughput). Each chunk
+    of ``chunk_size`` is a cache checkpoint.
+    """
+    known = cache.keys()
+    key_blocks: list[np.ndarray] = []
+    window: dict[bytes, str] = {}
+    misses = 0
+
+    def flush() -> np.ndarray:
+        todo = sorted(window, key=lambda k: (len(window[k]), k))  # ties by key: deterministic
+        for start in range(0, len(todo), chunk_size):
+            chunk = todo[start : start + chunk_size]
+            vectors = np.asarray(embed([window[k] for k in chunk]), dtype=np.float32)
+            cache.append([k.decode() for k in chunk], vectors)
+        window.clear()
+        return np.union1d(known, np.array(todo, dtype=_KEY_DTYPE))
+
+    for texts in batches:
+        keys = np.array([text_key(t).encode() for t in texts], dtype=_KEY_DTYPE)
+        key_blocks.append(keys)
+        for i in np.flatnonzero(~_member(keys, known)).tolist():
+            if keys[i] not in window:
+                window[keys[i]] = texts[i]
+                misses += 1
+        if len(window) >= sort_window:
+            known = flush()
+    if window:
+        flush()
+    keys = np.concatenate(key_blocks) if key_blocks else np.zeros(0, _KEY_DTYPE)
+    return keys, misses
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedClaims:
+    """What :func:`embed_claims` wrote and how much of it came from the cache."""
+
+    rows: int
+    hits: int
+    misses: int
+
+
+def embed_claims(
+    claims: TableFile,
+    embed: Callable[[list[str]], np.ndarray],
+    cache: EmbeddingCache,
+    destination: Path,
+    model: str,
+    *,
+    chunk_size: int = 2048,
+    sort_window: int = 65_536,
+    max_shards: int = 8,
+    dimension: Callable[[], int] | None = None,
+    batch_size: int = BATCH_ROWS,
+) -> EmbeddedClaims:
+    """Write the `claim_embeddings` table of ``claims`` to ``destination``, streaming.
+
+    1. Read the claim texts a batch at a time, keeping only their SHA-256 keys (64 B each).
+       Texts not in the cache are embedded once each, shortest first within windows of
+       ``sort_window`` texts (sentence-transformers sorts by length only within one call), and
+       checkpointed to the cache every ``chunk_size`` texts.
+    2. Copy each claim's vector from the cache to its row of a temporary file, one cache row
+       group at a time.
+    3. Write the table in claim order, a batch at a time, as Parquet row groups.
+
+    Memory holds the keys, one window of new texts and one batch of vectors: a corpus ten
+    times larger needs ten times the keys (64 B a claim), not ten times the vectors (1.5 kB a
+    claim with 384 dimensions).
+
+    Args:
+        claims: The `claims` table (``claim_id`` and ``text`` are read).
+        embed: Texts to L2-normalised vectors (the embedder resource's ``embed``).
+        cache: The model's embedding cache; completed in place.
+        destination: Parquet file to write (atomically).
+        model: Value of the ``model`` column.
+        chunk_size: New texts per embedding call and cache checkpoint.
+        sort_window: New texts sorted by length together.
+        max_shards: Past this many cache shards, they are merged into one.
+        dimension: The model's dimension, asked for only when there is no claim at all.
+        batch_size: Claims read (and embedding rows written) at a time.
+    """
+    keys, misses = _embed_new(
+        (b.column(0).to_pylist() for b in claims.batches(["text"], batch_size)),
+        embed,
+        cache,
+        chunk_size,
+        sort_window,
+    )
+    if cache.n_shards > max_shards:
+        cache.compact()
+    hits = len(np.unique(keys)) - misses
+    if not len(keys):
+        dim = dimension() if dimension else 0
+        write_table(embeddings_table([], np.zeros((0, dim), np.float32), model), destination)
+        return EmbeddedClaims(0, 0, 0)
+    dim = cache.dimension or 0
+    vectors = _VectorFile(destination.parent, len(keys), dim)
+    try:
+        cache.gather(keys, vectors)
+        start = 0
+        with ParquetSink(destination, embeddings_schema(dim)) as sink:
+            for batch in claims.batches(["claim_id"], batch_size):
+                n = batch.num_rows
+                sink.write(embeddings_table(batch.column(0), vectors.read(start, n), model))
+                start += n
+    finally:
+        vectors.close()
+    return EmbeddedClaims(len(keys), hits, misses)
+
+
+def _member(keys: np.ndarray, ordered: np.ndarray) -> np.ndarray:
+    """Which of ``keys`` occur in the sorted array ``ordered``."""
+    if not len(ordered):
+        return np.zeros(len(keys), dtype=bool)
+    pos = np.minimum(np.searchsorted(ordered, keys), len(ordered) - 1)
+    found: np.ndarray = ordered[pos] == keys
+    return found
 
 
 def model_key(spec: ModelSpec, weights_sha256: str) -> str:

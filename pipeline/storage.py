@@ -14,15 +14,18 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 __all__ = [
+    "BATCH_ROWS",
     "MissingTableError",
     "ParquetSink",
     "RunLockedError",
+    "TableFile",
     "TableStore",
     "read_table",
     "remove_stale_temporaries",
@@ -35,6 +38,8 @@ log = logging.getLogger(__name__)
 _TMP_PREFIX = ".tmp-"
 # Row groups sized for analysts' engines (DuckDB, Spark) and for bounded memory when streaming.
 ROW_GROUP_SIZE = 50_000
+# Rows per record batch when a step streams a table: a few MB, whatever the corpus size.
+BATCH_ROWS = 8192
 
 
 class MissingTableError(FileNotFoundError):
@@ -115,6 +120,39 @@ class ParquetSink(contextlib.AbstractContextManager["ParquetSink"]):
         finally:
             if self._tmp.exists():
                 self._tmp.unlink()
+
+
+@dataclass(frozen=True, slots=True)
+class TableFile:
+    """A table on disk, read in record batches instead of all at once.
+
+    Steps that stream (the corpus and the embeddings) hand their output to the IO manager as a
+    finished file, and receive their inputs this way: memory then holds one batch, not the
+    table.
+    """
+
+    path: Path
+
+    @property
+    def num_rows(self) -> int:
+        """Rows, from the footer."""
+        return int(pq.ParquetFile(self.path).metadata.num_rows)
+
+    @property
+    def schema(self) -> pa.Schema:
+        """Arrow schema, from the footer."""
+        return pq.read_schema(self.path)
+
+    def batches(
+        self, columns: list[str] | None = None, batch_size: int = BATCH_ROWS
+    ) -> Iterator[pa.RecordBatch]:
+        """The rows in file order, ``batch_size`` at a time."""
+        file = pq.ParquetFile(self.path)
+        yield from file.iter_batches(batch_size=batch_size, columns=columns)
+
+    def read(self, columns: list[str] | None = None) -> pa.Table:
+        """The whole table (or some columns): for small tables and for tests."""
+        return pq.read_table(self.path, columns=columns)
 
 
 def _compression(schema: pa.Schema) -> dict[str, str]:
@@ -203,6 +241,21 @@ class TableStore:
     def staged(self, name: str, run_id: str) -> Path:
         """Path of a table staged by ``run_id``."""
         return table_path(self.base_dir / STAGING_DIR / run_id, name)
+
+    def scratch(self, name: str, run_id: str) -> Path:
+        """Where a streaming step writes ``name`` before the IO manager puts it in place.
+
+        In the output dir (one file system, so the move is a rename) and named like a
+        temporary file, so a killed run's leftover is removed by the next run.
+        """
+        return self.base_dir / f"{_TMP_PREFIX}{run_id}-{name}.parquet"
+
+    def place(self, source: Path, destination: Path) -> None:
+        """Move a finished file (see :meth:`scratch`) to its staged or published path."""
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(source, 0o644)
+        os.replace(source, destination)
+        _fsync_dir(destination.parent)
 
     def current(self, name: str, run_id: str | None = None) -> Path:
         """The table as ``run_id`` sees it: its own staged version, else the published one."""

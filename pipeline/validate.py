@@ -10,8 +10,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.storage import TableFile
+
 __all__ = [
     "check_accounting",
+    "check_embedding_file",
     "check_embeddings",
     "check_offsets",
     "check_one_primary",
@@ -30,18 +33,29 @@ def _show(values: Iterable[object]) -> str:
     return ", ".join(repr(v) for v in items[:_MAX_SHOWN]) + more
 
 
-def check_schema(table: pa.Table, expected: pa.Schema) -> list[str]:
-    """Columns, types and nullability match the contract (extra columns are reported too)."""
+def check_schema(table: pa.Table | TableFile, expected: pa.Schema) -> list[str]:
+    """Columns, types and nullability match the contract (extra columns are reported too).
+
+    A :class:`~pipeline.storage.TableFile` is read a batch at a time, for its null counts.
+    """
     problems = []
     actual = {f.name: f for f in table.schema}
+    required = [f.name for f in expected if not f.nullable and f.name in actual]
+    if isinstance(table, TableFile):
+        nulls = dict.fromkeys(required, 0)
+        for batch in table.batches(required) if required else ():
+            for name in required:
+                nulls[name] += batch.column(name).null_count
+    else:
+        nulls = {name: table.column(name).null_count for name in required}
     for f in expected:
         got = actual.get(f.name)
         if got is None:
             problems.append(f"missing column {f.name!r}")
         elif not got.type.equals(f.type):
             problems.append(f"column {f.name!r} is {got.type}, expected {f.type}")
-        elif not f.nullable and table.column(f.name).null_count:
-            problems.append(f"column {f.name!r} has {table.column(f.name).null_count} nulls")
+        elif nulls.get(f.name):
+            problems.append(f"column {f.name!r} has {nulls[f.name]} nulls")
     extra = sorted(set(actual) - set(expected.names))
     if extra:
         problems.append(f"unexpected columns {extra}")
@@ -114,6 +128,53 @@ def check_embeddings(embeddings: pa.Table, claims: pa.Table, tolerance: float = 
     if sorted(ids) != sorted(claims.column("claim_id").to_pylist()):
         problems.append(
             f"{embeddings.num_rows} embeddings for {claims.num_rows} claims (ids differ)"
+        )
+    return problems
+
+
+def check_embedding_file(
+    embeddings: TableFile, claims: TableFile, tolerance: float = 1e-3
+) -> list[str]:
+    """:func:`check_embeddings` on tables on disk, a batch at a time.
+
+    Rows must be in claim order (as :func:`pipeline.embed.embed_claims` writes them); the
+    check compares ids row by row instead of sorting both lists.
+    """
+    problems = []
+    off = non_finite = mismatched = 0
+    low, high = np.inf, -np.inf
+    n_emb = embeddings.num_rows
+    ids = claims.batches(["claim_id"])
+    pending = pa.array([], pa.string())
+    for batch in embeddings.batches(["claim_id", "embedding"]):
+        col = batch.column("embedding")
+        vectors = col.values.to_numpy(zero_copy_only=False).reshape(-1, col.type.list_size)
+        norms = np.linalg.norm(vectors, axis=1)
+        bad = np.abs(norms - 1) > tolerance
+        off += int(bad.sum())
+        if bad.any():
+            low, high = min(low, float(norms[bad].min())), max(high, float(norms[bad].max()))
+        non_finite += int((~np.isfinite(vectors)).any(axis=1).sum())
+        while len(pending) < batch.num_rows:
+            more = next(ids, None)
+            if more is None:
+                break
+            pending = pa.concat_arrays([pending, more.column(0)])
+        n = min(len(pending), batch.num_rows)
+        mismatched += batch.num_rows - n
+        if n:
+            same = pc.equal(batch.column("claim_id").slice(0, n), pending.slice(0, n))
+            mismatched += n - pc.sum(same).as_py()
+        pending = pending.slice(n)
+    if off:
+        problems.append(f"{off} embeddings are not L2-normalised (norms {low:.4f}..{high:.4f})")
+    if non_finite:
+        problems.append(f"{non_finite} embeddings contain NaN or infinity")
+    n_claims = claims.num_rows
+    if mismatched or n_emb != n_claims:
+        problems.append(
+            f"{n_emb} embeddings for {n_claims} claims ({mismatched} rows out of claim order "
+            "or with another claim_id)"
         )
     return problems
 

@@ -3,20 +3,25 @@
 import shutil
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from pipeline import validate
 from pipeline.embed import (
     DEFAULT_MODEL,
     PACKAGED_MODEL_SHA256,
     EmbeddingCache,
     ModelError,
     align_embeddings,
+    embed_claims,
     embed_with_cache,
     embeddings_table,
     resolve_model,
     text_key,
     verify_weights,
 )
+from pipeline.storage import TableFile
 
 
 def test_packaged_model_is_pinned_and_verifies():
@@ -157,3 +162,87 @@ def test_model_process_embeds_like_the_model_in_process(embedder, tmp_path):
             broken.wait()
     finally:
         broken.close()
+
+
+def _hash_embed(texts):
+    # Deterministic unit vectors that differ per text, so a misplaced row shows.
+    out = np.stack(
+        [np.random.default_rng(int(text_key(t)[:8], 16)).normal(size=8) for t in texts]
+    ).astype(np.float32)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def _claims_file(tmp_path, texts):
+    ids = [f"c{i:04d}" for i in range(len(texts))]
+    path = tmp_path / "claims.parquet"
+    pq.write_table(pa.table({"claim_id": ids, "text": texts}), path, row_group_size=7)
+    return TableFile(path), ids
+
+
+def test_embed_claims_streams_in_claim_order_and_embeds_each_text_once(tmp_path):
+    # Small batches, windows and chunks force every boundary: texts repeated across batches
+    # and windows, vectors gathered from several shards and row groups back into claim order.
+    texts = [f"text {i % 50} " + "x" * (i % 50 % 7) for i in range(200)]  # 50 distinct
+    claims, ids = _claims_file(tmp_path, texts)
+    calls = []
+
+    def embed(batch):
+        calls.extend(batch)
+        return _hash_embed(batch)
+
+    cache = EmbeddingCache(tmp_path / "cache", "m")
+    cache.append([text_key(texts[0])], _hash_embed([texts[0]]))  # one text already cached
+    out = tmp_path / "emb.parquet"
+    result = embed_claims(
+        claims, embed, cache, out, "m", chunk_size=5, sort_window=9, batch_size=13, max_shards=100
+    )
+    distinct = 50
+    assert (result.rows, result.hits, result.misses) == (200, 1, distinct - 1)
+    assert sorted(calls) == sorted(set(texts) - {texts[0]})  # each new text exactly once
+    table = pq.read_table(out)
+    assert table.column("claim_id").to_pylist() == ids
+    np.testing.assert_allclose(align_embeddings(table, ids), _hash_embed(texts), atol=1e-6)
+    assert validate.check_embedding_file(TableFile(out), claims) == []
+
+    again = embed_claims(claims, embed, cache, tmp_path / "again.parquet", "m", max_shards=3)
+    assert (again.hits, again.misses, cache.n_shards) == (distinct, 0, 1)  # merged, none lost
+    assert pq.read_table(tmp_path / "again.parquet").equals(table)
+
+
+def test_embed_claims_with_no_claims_writes_an_empty_table(tmp_path):
+    claims, _ = _claims_file(tmp_path, [])
+    out = tmp_path / "emb.parquet"
+    cache = EmbeddingCache(tmp_path / "cache", "m")
+    result = embed_claims(claims, _hash_embed, cache, out, "m", dimension=lambda: 8)
+    table = pq.read_table(out)
+    assert result.rows == 0 and table.num_rows == 0
+    assert table.schema.field("embedding").type.list_size == 8
+
+
+def test_embedding_file_check_finds_misordered_and_unnormalised_rows(tmp_path):
+    texts = [f"t{i}" for i in range(20)]
+    claims, ids = _claims_file(tmp_path, texts)
+    vectors = _hash_embed(texts)
+    vectors[3] *= 2
+    swapped = ids[:]
+    swapped[0], swapped[1] = swapped[1], swapped[0]
+    path = tmp_path / "bad.parquet"
+    pq.write_table(embeddings_table(swapped, vectors, "m"), path, row_group_size=6)
+    problems = validate.check_embedding_file(TableFile(path), claims)
+    assert "1 embeddings are not L2-normalised" in problems[0]
+    assert "20 embeddings for 20 claims (2 rows out of claim order" in problems[1]
+    short = tmp_path / "short.parquet"
+    pq.write_table(embeddings_table(ids[:19], _hash_embed(texts[:19]), "m"), short)
+    assert (
+        "19 embeddings for 20 claims" in validate.check_embedding_file(TableFile(short), claims)[0]
+    )
+
+
+def test_cache_compaction_keeps_the_first_vector_of_each_key(tmp_path):
+    cache = EmbeddingCache(tmp_path, "m")
+    cache.append(["a", "b"], np.eye(2, 3, dtype=np.float32))
+    cache.append(["b", "c"], np.eye(2, 3, 1, dtype=np.float32))
+    assert cache.compact() == 3 and cache.n_shards == 1
+    index, matrix = cache.load()
+    np.testing.assert_array_equal(matrix[index["b"]], [0, 1, 0])  # the first shard's
+    np.testing.assert_array_equal(matrix[index["c"]], [0, 0, 1])
