@@ -3,12 +3,12 @@
 from collections.abc import Iterator
 
 import dagster as dg
-import pyarrow as pa
 
 from assets.checks import CORPUS_CHECKS, check_specs, corpus_results, schema_results
 from assets.resources import PipelineSettings, RunLockResource
-from pipeline.corpus import CORPUS_TABLES, PreviousCorpus, build_corpus, state_key
+from pipeline.corpus import CORPUS_TABLES, PreviousCorpus, state_key, write_corpus
 from pipeline.schemas import TABLE_DESCRIPTIONS
+from pipeline.storage import TableFile
 
 SIGNATURES = "_cache/near_duplicate_signatures.parquet"  # "_": not a table for analysts
 # Transient I/O errors (network file systems, a disk briefly full) deserve another try.
@@ -25,37 +25,44 @@ IO_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIA
 )
 def corpus(
     context: dg.AssetExecutionContext, settings: PipelineSettings, run_lock: RunLockResource
-) -> Iterator[dg.Output[pa.Table] | dg.AssetCheckResult]:
+) -> Iterator[dg.Output[TableFile] | dg.AssetCheckResult]:
     """Read the raw dir; every file becomes a document, a reject or a duplicate.
 
-    Unchanged files and already-split documents are reused from the last published run.
+    Unchanged files and already-split documents are reused from the last published run. The
+    tables are written as they are built (pipeline.corpus.write_corpus), not held in memory.
     """
-    key = state_key(settings.ingest_config(), settings.max_sentence_chars)
-    previous = (
-        None
-        if settings.full_refresh
-        else PreviousCorpus.from_tables(
-            {name: settings.store.previous(name) for name in CORPUS_TABLES}, key
+    store, config = settings.store, settings.ingest_config()
+    key = state_key(config, settings.max_sentence_chars)
+    previous = None
+    if not settings.full_refresh:
+        published = {n: TableFile(store.published(n)) for n in CORPUS_TABLES}
+        previous = PreviousCorpus.from_files(
+            {n: f if f.path.exists() else None for n, f in published.items()}, key
         )
-    )
-    built = build_corpus(
+    files = {name: TableFile(store.scratch(name, context.run.run_id)) for name in CORPUS_TABLES}
+    stats = write_corpus(
         settings.raw_dir,
-        settings.ingest_config(),
+        config,
+        {name: f.path for name, f in files.items()},
         max_sentence_chars=settings.max_sentence_chars,
         previous=previous,
-        signatures_path=settings.store.base_dir / SIGNATURES,
+        signatures_path=store.base_dir / SIGNATURES,
     )
     work = {
-        "files_read": built.ingest.n_read,
-        "files_reused": built.ingest.n_reused,
-        "documents_split": built.docs_split,
-        "documents_reused": built.docs_reused,
-        **{f"files_{k}": v for k, v in built.ingest.outcome_counts().items()},
+        "files_read": stats.n_read,
+        "files_reused": stats.n_reused,
+        "documents_split": stats.docs_split,
+        "documents_reused": stats.docs_reused,
+        **{f"files_{k}": v for k, v in stats.outcomes.items()},
     }
     context.log.info(f"corpus: {work}")
+    # Checked before the IO manager moves the files: a failed check still fails the step.
+    checks = [
+        *schema_results(files),
+        *corpus_results(files, settings.raw_dir, stats.problems),
+    ]
     for name in CORPUS_TABLES:
         yield dg.Output(
-            built.tables[name], output_name=name, metadata=work if name == "documents" else None
+            files[name], output_name=name, metadata=work if name == "documents" else None
         )
-    yield from schema_results(built.tables)
-    yield from corpus_results(built.tables, settings.raw_dir)
+    yield from checks

@@ -1,38 +1,79 @@
-"""The corpus stage: raw dir to documents, rejects, duplicates, segments and claims, incrementally.
+"""The corpus stage: raw dir to documents, rejects, duplicates, segments and claims, streaming.
 
 Files whose path, size and mtime match the last published run are not read again, and documents
 whose id was already split keep their segments and claims: a night with 20 new articles reads and
 splits 20 articles. The reuse is keyed by a *state key* (configuration plus pipeline version)
 stored in the `documents` table's metadata; a different key means a full rebuild.
+
+Memory does not grow with the corpus's text. :func:`write_corpus` makes three passes:
+
+1. Read the files in path order, writing each document's row to a work file and its
+   ``(doc_id, text)`` to sorted runs of :data:`RUN_DOCS` documents.
+2. Merge the runs into doc_id order and split each new document (or copy its segments and
+   claims from last night's tables, read in the same order), writing `segments` and `claims`
+   a batch at a time and checking every row's offsets against its document's text.
+3. Rewrite the documents with their claim counts and near-duplicate flags.
+
+What stays in memory for the whole run is per-document keys (ids, paths and a 512-byte MinHash
+signature), not texts, rows or claims.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
+import heapq
 import logging
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from pipeline import validate
 from pipeline.claims import extract_claims, load_gazetteer
-from pipeline.ingest import IngestConfig, IngestResult, PreviousFiles, ingest_directory
+from pipeline.ingest import (
+    DirectoryScan,
+    IngestConfig,
+    PreviousFiles,
+    minhash_signature,
+    near_duplicates,
+)
 from pipeline.manifest import PIPELINE_VERSION, config_hash
 from pipeline.schemas import SCHEMAS, to_table
-from pipeline.storage import read_table, write_table
+from pipeline.storage import BATCH_ROWS, ParquetSink, TableFile, read_table, write_table
 
-__all__ = ["CORPUS_TABLES", "STATE_KEY", "Corpus", "PreviousCorpus", "build_corpus", "state_key"]
+__all__ = [
+    "CORPUS_TABLES",
+    "RUN_DOCS",
+    "STATE_KEY",
+    "Corpus",
+    "CorpusStats",
+    "PreviousCorpus",
+    "build_corpus",
+    "state_key",
+    "write_corpus",
+]
 
 log = logging.getLogger(__name__)
 
 CORPUS_TABLES: Final = ("documents", "rejected_files", "duplicates", "segments", "claims")
 STATE_KEY: Final = b"docthemes.state_key"
 LISTED_AT: Final = b"docthemes.listed_at"
+# Documents whose texts are sorted together in pass 1 (~9 MB of BBC-sized text).
+RUN_DOCS: Final = 4096
+# Documents per batch and row group: ~1 MB of text, a unit readers can fetch alone.
+DOC_BATCH: Final = 512
+# Rows per batch when merging the sorted runs (each run holds one batch in memory).
+_RUN_BATCH: Final = 64
+_RUN_SCHEMA: Final = pa.schema([("doc_id", pa.string()), ("text", pa.string())])
 
 
 def state_key(config: IngestConfig, max_sentence_chars: int) -> str:
@@ -48,54 +89,119 @@ def state_key(config: IngestConfig, max_sentence_chars: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PreviousCorpus:
-    """The last published corpus tables, indexed for reuse.
+    """The last published corpus tables, read back only as far as the run needs them.
 
-    Segments and claims stay Arrow tables: a night reuses tens of thousands of them by filtering
-    on doc_id, without turning each row into a Python object.
+    Document rows are fetched one at a time in path order (the order files are scanned);
+    segments and claims are read in doc_id order, as the merge asks for them.
     """
 
     files: PreviousFiles
-    segments: pa.Table
-    claims: pa.Table
+    segments: TableFile
+    claims: TableFile
+    split_ids: frozenset[str]
 
     @classmethod
-    def from_tables(cls, tables: Mapping[str, pa.Table | None], key: str) -> PreviousCorpus | None:
+    def from_files(cls, files: Mapping[str, TableFile | None], key: str) -> PreviousCorpus | None:
         """Index previous tables; None when missing or produced under another state key."""
-        docs = tables.get("documents")
-        if docs is None or any(tables.get(n) is None for n in CORPUS_TABLES):
+        docs = files.get("documents")
+        if docs is None or any(files.get(n) is None for n in CORPUS_TABLES):
             return None
         if (docs.schema.metadata or {}).get(STATE_KEY) != key.encode():
             return None
-        documents = {r["source_path"]: r for r in docs.to_pylist()}
-        rejected = {r["source_path"]: r for r in tables["rejected_files"].to_pylist()}  # type: ignore[union-attr]
-        duplicates = {r["source_path"]: r for r in tables["duplicates"].to_pylist()}  # type: ignore[union-attr]
+        rejected = files["rejected_files"].read().to_pylist()  # type: ignore[union-attr]
+        duplicates = files["duplicates"].read().to_pylist()  # type: ignore[union-attr]
+        segments: TableFile = files["segments"]  # type: ignore[assignment]
+        split = segments.read(["doc_id"]).column("doc_id").unique().to_pylist()
         return cls(
-            PreviousFiles(documents, rejected, duplicates),
-            tables["segments"].cast(SCHEMAS["segments"]),  # type: ignore[union-attr]
-            tables["claims"].cast(SCHEMAS["claims"]),  # type: ignore[union-attr]
+            PreviousFiles(
+                _RowsByPath(docs),
+                {r["source_path"]: r for r in rejected},
+                {r["source_path"]: r for r in duplicates},
+            ),
+            segments,
+            files["claims"],  # type: ignore[arg-type]
+            frozenset(split),
         )
 
-    def split_doc_ids(self) -> set[str]:
-        """Documents whose segments and claims are already in the tables."""
-        return set(self.segments.column("doc_id").to_pylist())
 
-    def parts_of(self, doc_ids: set[str]) -> tuple[pa.Table, pa.Table]:
-        """The segments and claims of ``doc_ids``."""
-        keep = pa.array(sorted(doc_ids), pa.string())
-        return (
-            self.segments.filter(pc.is_in(self.segments.column("doc_id"), keep)),
-            self.claims.filter(pc.is_in(self.claims.column("doc_id"), keep)),
-        )
+class _RowsByPath(Mapping[str, dict[str, Any]]):
+    """Rows of a table sorted by source_path, by path, fetched through a forward cursor."""
+
+    def __init__(self, file: TableFile) -> None:
+        paths = file.read(["source_path"]).column("source_path").to_pylist()
+        self._index = {p: i for i, p in enumerate(paths)}
+        self._file = file
+        self._batches: Iterator[pa.RecordBatch] = iter(())
+        self._batch: pa.RecordBatch | None = None
+        self._start = 0
+
+    def __getitem__(self, path: str) -> dict[str, Any]:
+        i = self._index[path]
+        if self._batch is None or i < self._start:  # asked out of order: start over
+            self._batches, self._start = self._file.batches(batch_size=DOC_BATCH), 0
+            self._batch = next(self._batches)
+        while i >= self._start + self._batch.num_rows:
+            self._start += self._batch.num_rows
+            self._batch = next(self._batches)
+        row: dict[str, Any] = self._batch.slice(i - self._start, 1).to_pylist()[0]
+        return row
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
+class _RowsByDoc:
+    """Rows of a table sorted by doc_id, taken a document at a time in increasing doc_id."""
+
+    def __init__(self, file: TableFile | None, schema: pa.Schema) -> None:
+        self._schema = schema
+        self._batches = file.batches() if file is not None else iter(())
+        self._table = schema.empty_table()
+        self._ids: list[str] = []
+        self._pos = 0
+
+    def take(self, doc_id: str) -> pa.Table:
+        """The rows of ``doc_id``; rows of smaller doc_ids are skipped for good."""
+        parts = []
+        while True:
+            if self._pos >= len(self._ids):
+                batch = next(self._batches, None)
+                if batch is None:
+                    break
+                self._table = pa.Table.from_batches([batch]).cast(self._schema)
+                self._ids, self._pos = batch.column("doc_id").to_pylist(), 0
+                continue
+            lo = bisect.bisect_left(self._ids, doc_id, self._pos)
+            hi = bisect.bisect_right(self._ids, doc_id, lo)
+            if hi > lo:
+                parts.append(self._table.slice(lo, hi - lo))
+            self._pos = hi
+            if hi < len(self._ids):  # the next row belongs to a later document
+                break
+        return pa.concat_tables(parts) if parts else self._schema.empty_table()
+
+
+@dataclass(slots=True)
+class CorpusStats:
+    """How much work building the corpus took, and what its own checks found."""
+
+    n_read: int = 0
+    n_reused: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    docs_split: int = 0
+    docs_reused: int = 0
+    problems: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
 class Corpus:
-    """The five corpus tables and how much work building them took."""
+    """The five corpus tables in memory (see :func:`build_corpus`)."""
 
     tables: dict[str, pa.Table]
-    ingest: IngestResult
-    docs_split: int
-    docs_reused: int
+    stats: CorpusStats
 
 
 def build_corpus(
@@ -106,71 +212,277 @@ def build_corpus(
     previous: PreviousCorpus | None = None,
     signatures_path: str | os.PathLike[str] | None = None,
 ) -> Corpus:
-    """Ingest the raw dir and split the documents into segments and claims.
+    """:func:`write_corpus` into a temporary dir, read back: for tests and small corpora."""
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {name: Path(tmp) / f"{name}.parquet" for name in CORPUS_TABLES}
+        stats = write_corpus(
+            raw_dir,
+            config,
+            paths,
+            max_sentence_chars=max_sentence_chars,
+            previous=previous,
+            signatures_path=signatures_path,
+        )
+        tables = {name: read_table(path) for name, path in paths.items()}
+    return Corpus(tables, stats)
+
+
+def write_corpus(
+    raw_dir: str | os.PathLike[str],
+    config: IngestConfig,
+    paths: Mapping[str, Path],
+    *,
+    max_sentence_chars: int,
+    previous: PreviousCorpus | None = None,
+    signatures_path: str | os.PathLike[str] | None = None,
+) -> CorpusStats:
+    """Ingest the raw dir and split the documents, writing the five tables as it goes.
 
     Args:
         raw_dir: Folder of articles.
         config: Ingestion settings.
+        paths: Destination file of each of :data:`CORPUS_TABLES` (written atomically; work
+            files go in a temporary folder beside the documents table).
         max_sentence_chars: Longest segment.
-        previous: The last run's tables (see :meth:`PreviousCorpus.from_tables`).
+        previous: The last run's tables (see :meth:`PreviousCorpus.from_files`).
         signatures_path: Near-duplicate signature cache (a Parquet file); read if it exists,
             rewritten with the current documents' signatures. A cache only: any version of it
             gives the same tables, since a signature is keyed by doc_id, a hash of the text.
+
+    Returns:
+        Counts, and problems found by the offset check made while writing (every segment's
+        and claim's text must equal its document's text at its offsets).
     """
     listed_at = dt.datetime.now(dt.UTC)
-    signatures = load_signatures(signatures_path) if signatures_path and previous else {}
-    result = ingest_directory(raw_dir, config, previous.files if previous else None, signatures)
-    if signatures_path:
-        save_signatures(signatures_path, signatures, [d["doc_id"] for d in result.documents])
-    gaz = load_gazetteer()
-    known = previous.split_doc_ids() if previous else set()
-    new_segments: list[dict[str, Any]] = []
-    new_claims: list[dict[str, Any]] = []
-    claims_per_doc: dict[str, int] = {}
-    reused_ids: set[str] = set()
-    for doc in result.documents:
-        if doc["doc_id"] in known:
-            reused_ids.add(doc["doc_id"])
-            continue
-        part = extract_claims(
-            doc["doc_id"], doc["text"], max_chars=max_sentence_chars, gazetteer=gaz
+    work = Path(tempfile.mkdtemp(prefix=".tmp-corpus-", dir=Path(paths["documents"]).parent))
+    try:
+        signatures = load_signatures(signatures_path) if signatures_path and previous else {}
+        scanned = _scan(raw_dir, config, previous, signatures, work)
+        if signatures_path:
+            save_signatures(signatures_path, signatures, scanned.doc_ids)
+        stats = scanned.stats
+        n_claims = _split(scanned.runs, previous, max_sentence_chars, paths, stats)
+        near = near_duplicates(
+            scanned.doc_ids,
+            signatures,
+            lambda rows: _texts_at(scanned.documents, rows),
+            config.near_duplicate_threshold,
         )
-        new_segments.extend(part.segments)
-        new_claims.extend(part.claims)
-        claims_per_doc[doc["doc_id"]] = len(part.claims)
-    parts = [
-        to_table(new_segments, SCHEMAS["segments"]),
-        to_table(new_claims, SCHEMAS["claims"]),
-    ]
-    if previous and reused_ids:
-        old_segments, old_claims = previous.parts_of(reused_ids)
-        parts = [
-            pa.concat_tables([old_segments, parts[0]]),
-            pa.concat_tables([old_claims, parts[1]]),
-        ]
-        counts = pc.value_counts(old_claims.column("doc_id"))
-        for item in counts.to_pylist():
-            claims_per_doc[item["values"]] = item["counts"]
-    order = [("doc_id", "ascending"), ("position", "ascending")]
-    for doc in result.documents:
-        doc["n_claims"] = claims_per_doc.get(doc["doc_id"], 0)
-    tables = {
-        "documents": to_table(result.documents, SCHEMAS["documents"]),
-        "rejected_files": to_table(result.rejected, SCHEMAS["rejected_files"]),
-        "duplicates": to_table(result.duplicates, SCHEMAS["duplicates"]),
-        "segments": parts[0].sort_by(order).combine_chunks(),
-        "claims": parts[1].sort_by(order).combine_chunks(),
-    }
-    split, reused = len(result.documents) - len(reused_ids), len(reused_ids)
-    docs = tables["documents"]
-    tables["documents"] = docs.replace_schema_metadata(
-        {
-            **(docs.schema.metadata or {}),
+        metadata = {
             STATE_KEY: state_key(config, max_sentence_chars).encode(),
             LISTED_AT: listed_at.isoformat().encode(),
         }
-    )
-    return Corpus(tables, result, split, reused)
+        _finish_documents(scanned.documents, paths["documents"], n_claims, near, metadata)
+        write_table(to_table(scanned.rejected, SCHEMAS["rejected_files"]), paths["rejected_files"])
+        write_table(to_table(scanned.duplicates, SCHEMAS["duplicates"]), paths["duplicates"])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return stats
+
+
+@dataclass(slots=True)
+class _Scanned:
+    documents: TableFile
+    runs: list[TableFile]
+    doc_ids: list[str]
+    rejected: list[dict[str, Any]]
+    duplicates: list[dict[str, Any]]
+    stats: CorpusStats
+
+
+def _scan(
+    raw_dir: str | os.PathLike[str],
+    config: IngestConfig,
+    previous: PreviousCorpus | None,
+    signatures: dict[str, np.ndarray],
+    work: Path,
+) -> _Scanned:
+    """Pass 1: documents to a work file in path order, their texts to sorted runs."""
+    scan = DirectoryScan(raw_dir, config, previous.files if previous else None)
+    documents = TableFile(work / "documents.parquet")
+    runs: list[TableFile] = []
+    doc_ids: list[str] = []
+    rejected: list[dict[str, Any]] = []
+    duplicates: list[dict[str, Any]] = []
+    batch: list[dict[str, Any]] = []
+    run: list[tuple[str, str]] = []
+
+    def write_run() -> None:
+        runs.append(TableFile(work / f"run-{len(runs):05d}.parquet"))
+        run.sort()
+        ids, texts = zip(*run, strict=True)
+        table = pa.table([list(ids), list(texts)], schema=_RUN_SCHEMA)
+        write_table(table, runs[-1].path, row_group_size=_RUN_BATCH)
+        run.clear()
+
+    with ParquetSink(documents.path, SCHEMAS["documents"], DOC_BATCH) as sink:
+        for kind, row in scan:
+            if kind == "rejected":
+                rejected.append(row)
+                continue
+            if kind == "duplicate":
+                duplicates.append(row)
+                continue
+            doc_ids.append(row["doc_id"])
+            if row["doc_id"] not in signatures:
+                sig = minhash_signature(row["text"])
+                if sig is not None:
+                    signatures[row["doc_id"]] = sig
+            run.append((row["doc_id"], row["text"]))
+            batch.append({**row, "near_duplicate_of": None, "near_duplicate_jaccard": None})
+            if len(batch) >= DOC_BATCH:
+                sink.write(to_table(batch, SCHEMAS["documents"]))
+                batch.clear()
+            if len(run) >= RUN_DOCS:
+                write_run()
+        sink.write(to_table(batch, SCHEMAS["documents"]))
+    if run:
+        write_run()
+    rejected.sort(key=lambda r: r["source_path"])
+    outcomes = {"documents": len(doc_ids), "duplicates": len(duplicates)}
+    for r in rejected:
+        outcomes[f"rejected_{r['reason']}"] = outcomes.get(f"rejected_{r['reason']}", 0) + 1
+    stats = CorpusStats(scan.n_read, scan.n_reused, outcomes)
+    return _Scanned(documents, runs, doc_ids, rejected, duplicates, stats)
+
+
+def _merged(runs: list[TableFile]) -> Iterator[tuple[str, str]]:
+    """``(doc_id, text)`` of every document, in doc_id order, one batch per run in memory."""
+
+    def rows(run: TableFile) -> Iterator[tuple[str, str]]:
+        for batch in run.batches(batch_size=_RUN_BATCH):
+            yield from zip(
+                batch.column("doc_id").to_pylist(), batch.column("text").to_pylist(), strict=True
+            )
+
+    return heapq.merge(*(rows(r) for r in runs))
+
+
+def _split(
+    runs: list[TableFile],
+    previous: PreviousCorpus | None,
+    max_sentence_chars: int,
+    paths: Mapping[str, Path],
+    stats: CorpusStats,
+) -> dict[str, int]:
+    """Pass 2: segments and claims in doc_id order; returns claims per document."""
+    gaz = load_gazetteer()
+    known = previous.split_ids if previous else frozenset()
+    old = {
+        name: _RowsByDoc(getattr(previous, name) if previous else None, SCHEMAS[name])
+        for name in ("segments", "claims")
+    }
+    n_claims: dict[str, int] = {}
+    problems: dict[str, list[str]] = {"segments": [], "claims": []}
+    with (
+        ParquetSink(paths["segments"], SCHEMAS["segments"]) as segment_sink,
+        ParquetSink(paths["claims"], SCHEMAS["claims"]) as claim_sink,
+    ):
+        out = {"segments": _Batch(segment_sink), "claims": _Batch(claim_sink)}
+        texts: dict[str, str] = {}
+
+        def flush() -> None:
+            docs = pa.table([list(texts), list(texts.values())], schema=_RUN_SCHEMA)
+            for name, buffer in out.items():
+                problems[name] += validate.check_offsets(docs, buffer.flush(), name)
+            texts.clear()
+
+        for doc_id, text in _merged(runs):
+            texts[doc_id] = text
+            if doc_id in known:
+                reused = {name: rows.take(doc_id) for name, rows in old.items()}
+                for name, table in reused.items():
+                    out[name].add_table(table)
+                n_claims[doc_id] = reused["claims"].num_rows
+                stats.docs_reused += 1
+            else:
+                part = extract_claims(doc_id, text, max_chars=max_sentence_chars, gazetteer=gaz)
+                out["segments"].add_rows(part.segments)
+                out["claims"].add_rows(part.claims)
+                n_claims[doc_id] = len(part.claims)
+                stats.docs_split += 1
+            if max(len(b) for b in out.values()) >= BATCH_ROWS:
+                flush()
+        flush()
+    stats.problems = {name: found for name, found in problems.items() if found}
+    return n_claims
+
+
+class _Batch:
+    """Rows on their way to a sink, in order: new rows as dicts, reused rows as Arrow tables."""
+
+    def __init__(self, sink: ParquetSink) -> None:
+        self._sink = sink
+        self._parts: list[pa.Table] = []
+        self._rows: list[dict[str, Any]] = []
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def add_rows(self, rows: list[dict[str, Any]]) -> None:
+        self._rows.extend(rows)
+        self._n += len(rows)
+
+    def add_table(self, table: pa.Table) -> None:
+        self._close_rows()
+        self._parts.append(table)
+        self._n += table.num_rows
+
+    def flush(self) -> pa.Table:
+        """Write the rows held and return them (for the offset check)."""
+        self._close_rows()
+        table = pa.concat_tables(self._parts) if self._parts else self._sink.schema.empty_table()
+        self._sink.write(table)
+        self._parts, self._n = [], 0
+        return table
+
+    def _close_rows(self) -> None:
+        if self._rows:
+            self._parts.append(to_table(self._rows, self._sink.schema))
+            self._rows = []
+
+
+def _texts_at(documents: TableFile, rows: list[int]) -> list[str]:
+    """Texts of the documents at these row numbers of the work file (near-duplicate checks)."""
+    if not rows:
+        return []
+    file = pq.ParquetFile(documents.path)
+    sizes = [file.metadata.row_group(g).num_rows for g in range(file.num_row_groups)]
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    found: dict[int, str] = {}
+    wanted = np.asarray(rows)
+    for group in np.unique(np.searchsorted(starts, wanted, side="right") - 1).tolist():
+        texts = file.read_row_group(group, columns=["text"]).column("text")
+        for row in wanted[(wanted >= starts[group]) & (wanted < starts[group + 1])].tolist():
+            found[row] = texts[row - int(starts[group])].as_py()
+    return [found[r] for r in rows]
+
+
+def _finish_documents(
+    work: TableFile,
+    path: Path,
+    n_claims: Mapping[str, int],
+    near: Mapping[str, tuple[str, float]],
+    metadata: dict[bytes, bytes],
+) -> None:
+    """Pass 3: the documents table, with claim counts and near-duplicate flags filled in."""
+    schema = SCHEMAS["documents"]
+    schema = schema.with_metadata({**(schema.metadata or {}), **metadata})
+    with ParquetSink(path, schema, DOC_BATCH) as sink:
+        for batch in work.batches(batch_size=DOC_BATCH):
+            ids = batch.column("doc_id").to_pylist()
+            flags = [near.get(d, (None, None)) for d in ids]
+            table = pa.Table.from_batches([batch])
+            for name, values in (
+                ("n_claims", pa.array([n_claims.get(d, 0) for d in ids], pa.int32())),
+                ("near_duplicate_of", pa.array([f[0] for f in flags], pa.string())),
+                ("near_duplicate_jaccard", pa.array([f[1] for f in flags], pa.float32())),
+            ):
+                table = table.set_column(
+                    table.schema.get_field_index(name), schema.field(name), values
+                )
+            sink.write(table)
 
 
 def load_signatures(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:

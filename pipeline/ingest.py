@@ -17,7 +17,7 @@ import stat
 import time
 import unicodedata
 import zlib
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -39,6 +39,9 @@ __all__ = [
     "find_near_duplicates",
     "fingerprint_directory",
     "ingest_directory",
+    "DirectoryScan",
+    "minhash_signature",
+    "near_duplicates",
     "normalize_text",
 ]
 
@@ -188,14 +191,12 @@ def ingest_directory(
     previous: PreviousFiles | None = None,
     signatures: MutableMapping[str, np.ndarray] | None = None,
 ) -> IngestResult:
-    """Read every file under ``raw_dir``.
+    """Read every file under ``raw_dir`` into memory (see :class:`DirectoryScan`).
 
     Args:
-        raw_dir: Folder of articles, read recursively. Hidden files and folders (names starting
-            with ".") are ignored: editors and sync tools write them, and they are never articles.
+        raw_dir: Folder of articles, read recursively.
         config: Ingestion settings.
-        previous: Rows of the last run; files with the same path, size and mtime are not read
-            again. The caller must discard it when the configuration changed.
+        previous: Rows of the last run (see :class:`DirectoryScan`).
         signatures: Near-duplicate MinHash signatures by doc_id, reused and completed in place
             (see :func:`find_near_duplicates`).
 
@@ -205,65 +206,14 @@ def ingest_directory(
     Raises:
         RawDirError: If ``raw_dir`` does not exist or is not a directory.
     """
-    config = config or IngestConfig()
-    root = Path(raw_dir)
-    if not root.is_dir():
-        raise RawDirError(f"raw dir {str(root)!r} does not exist or is not a directory")
-    root_real = Path(os.path.realpath(root))
     result = IngestResult()
-    by_sha: dict[str, dict[str, Any]] = {}
-    by_doc: dict[str, dict[str, Any]] = {}
-    # Sorted by full relative path, so the first copy of a duplicate is the same on every run.
-    items = sorted(_walk(root, root_real, config), key=_item_path)
-    for item in items:
-        if isinstance(item, dict):
-            result.rejected.append(item)
-            continue
-        known_dup = previous.duplicate(item) if previous else None
-        if known_dup is not None and known_dup["doc_id"] in by_doc:
-            # Still a copy of a document kept this run (originals sort first): no need to read.
-            result.duplicates.append(dict(known_dup))
-            result.n_reused += 1
-            continue
-        known = previous.document(item) if previous else None
-        known_reject = previous.reject(item) if previous and known is None else None
-        if known_reject is not None:
-            result.rejected.append(dict(known_reject))
-            result.n_reused += 1
-            continue
-        if known is not None:
-            doc = {**known, "ingested_from": os.path.abspath(item.path)}
-            result.n_reused += 1
-        else:
-            try:
-                doc = _read_document(item, config)
-            except _Rejected as rej:
-                result.rejected.append(
-                    _reject(item.rel, rej.reason, rej.detail, item.size, item.mtime)
-                )
-                continue
-            result.n_read += 1
-        original = by_sha.get(doc["content_sha256"]) or by_doc.get(doc["doc_id"])
-        if original is not None:
-            kind = (
-                "identical_bytes"
-                if original["content_sha256"] == doc["content_sha256"]
-                else "identical_text"
-            )
-            result.duplicates.append(
-                {
-                    "source_path": item.rel,
-                    "doc_id": original["doc_id"],
-                    "duplicate_of": original["source_path"],
-                    "kind": kind,
-                    "size_bytes": doc["size_bytes"],
-                    "mtime": doc["mtime"],
-                }
-            )
-            continue
-        by_sha[doc["content_sha256"]] = doc
-        by_doc[doc["doc_id"]] = doc
-        result.documents.append(doc)
+    scan = DirectoryScan(raw_dir, config, previous)
+    for kind, row in scan:
+        {"document": result.documents, "rejected": result.rejected, "duplicate": result.duplicates}[
+            kind
+        ].append(row)
+    result.n_read, result.n_reused = scan.n_read, scan.n_reused
+    config = config or IngestConfig()
     near = find_near_duplicates(
         [(d["doc_id"], d["text"]) for d in result.documents],
         config.near_duplicate_threshold,
@@ -275,6 +225,105 @@ def ingest_directory(
         )
     result.rejected.sort(key=lambda r: r["source_path"])
     return result
+
+
+class DirectoryScan:
+    """Every file under ``raw_dir`` as ``(kind, row)``, in path order, one file in memory at a time.
+
+    ``kind`` is "document", "rejected" or "duplicate". Near duplicates are not flagged here
+    (they need every document; see :func:`find_near_duplicates`).
+
+    Args:
+        raw_dir: Folder of articles, read recursively. Hidden files and folders (names starting
+            with ".") are ignored: editors and sync tools write them, and they are never articles.
+        config: Ingestion settings.
+        previous: Rows of the last run; files with the same path, size and mtime are not read
+            again. The caller must discard it when the configuration changed.
+
+    Attributes:
+        n_read: Files read so far.
+        n_reused: Files whose previous row was reused so far.
+
+    Raises:
+        RawDirError: If ``raw_dir`` does not exist or is not a directory.
+    """
+
+    def __init__(
+        self,
+        raw_dir: str | os.PathLike[str],
+        config: IngestConfig | None = None,
+        previous: PreviousFiles | None = None,
+    ) -> None:
+        """Check the raw dir and list it; files are read as the iteration reaches them."""
+        root = Path(raw_dir)
+        if not root.is_dir():
+            raise RawDirError(f"raw dir {str(root)!r} does not exist or is not a directory")
+        self.n_read = 0
+        self.n_reused = 0
+        self._rows = self._scan(root, config or IngestConfig(), previous)
+
+    def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The files' outcomes (one pass)."""
+        return self._rows
+
+    def _scan(
+        self, root: Path, config: IngestConfig, previous: PreviousFiles | None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        root_real = Path(os.path.realpath(root))
+        # First copy of each text, by content hash and by doc_id: (doc_id, source_path) only.
+        by_sha: dict[str, tuple[str, str]] = {}
+        by_doc: dict[str, str] = {}
+        # Sorted by full relative path, so the first copy of a duplicate is the same on every run.
+        items = sorted(_walk(root, root_real, config), key=_item_path)
+        for item in items:
+            if isinstance(item, dict):
+                yield "rejected", item
+                continue
+            known_dup = previous.duplicate(item) if previous else None
+            if known_dup is not None and known_dup["doc_id"] in by_doc:
+                # Still a copy of a document kept this run (originals sort first): no need to read.
+                self.n_reused += 1
+                yield "duplicate", dict(known_dup)
+                continue
+            known = previous.document(item) if previous else None
+            known_reject = previous.reject(item) if previous and known is None else None
+            if known_reject is not None:
+                self.n_reused += 1
+                yield "rejected", dict(known_reject)
+                continue
+            if known is not None:
+                doc = {**known, "ingested_from": os.path.abspath(item.path)}
+                self.n_reused += 1
+            else:
+                try:
+                    doc = _read_document(item, config)
+                except _Rejected as rej:
+                    yield (
+                        "rejected",
+                        _reject(item.rel, rej.reason, rej.detail, item.size, item.mtime),
+                    )
+                    continue
+                self.n_read += 1
+            original = by_sha.get(doc["content_sha256"])
+            if original is None and doc["doc_id"] in by_doc:
+                original = (doc["doc_id"], by_doc[doc["doc_id"]])
+            if original is not None:
+                same_bytes = by_sha.get(doc["content_sha256"]) is not None
+                yield (
+                    "duplicate",
+                    {
+                        "source_path": item.rel,
+                        "doc_id": original[0],
+                        "duplicate_of": original[1],
+                        "kind": "identical_bytes" if same_bytes else "identical_text",
+                        "size_bytes": doc["size_bytes"],
+                        "mtime": doc["mtime"],
+                    },
+                )
+                continue
+            by_sha[doc["content_sha256"]] = (doc["doc_id"], item.rel)
+            by_doc[doc["doc_id"]] = item.rel
+            yield "document", doc
 
 
 def _walk(root: Path, root_real: Path, config: IngestConfig) -> Iterator[_Entry | dict[str, Any]]:
@@ -607,60 +656,83 @@ def _minhash(shingles: set[int]) -> np.ndarray:
     return result
 
 
-def find_near_duplicates(
-    docs: list[tuple[str, str]],
+def minhash_signature(text: str) -> np.ndarray | None:
+    """MinHash signature of a text's word 5-shingles; None when it has no words."""
+    sh = _shingles(text)
+    return _minhash(sh) if sh else None
+
+
+def near_duplicates(
+    doc_ids: Sequence[str],
+    signatures: Mapping[str, np.ndarray],
+    text_of: Callable[[list[int]], list[str]],
     threshold: float = 0.9,
-    signatures: MutableMapping[str, np.ndarray] | None = None,
-) -> Mapping[str, tuple[str, float]]:
-    """Flag documents that nearly copy an earlier one.
+) -> dict[str, tuple[str, float]]:
+    """Flag documents that nearly copy an earlier one, from their signatures.
 
     MinHash (64 permutations, 16 bands of 4 rows) proposes candidate pairs; each candidate's
-    exact word 5-shingle Jaccard is then checked against ``threshold``.
+    exact word 5-shingle Jaccard is then checked against ``threshold``. Only candidates' texts
+    are fetched, so the texts need not be in memory.
 
     Args:
-        docs: ``(doc_id, text)`` in processing order; the earlier document is the original.
+        doc_ids: In processing order; the earlier document is the original.
+        signatures: By doc_id (a document without one has no words and matches nothing).
+        text_of: Texts of documents given by position in ``doc_ids``.
         threshold: Minimum Jaccard similarity.
-        signatures: MinHash signatures by doc_id (a doc_id is a hash of the text); missing ones
-            are computed and added, so a night with 20 new articles shingles only those.
 
     Returns:
         For each near-duplicate doc_id, the doc_id it resembles most and the Jaccard score.
     """
-    sigs = signatures if signatures is not None else {}
-    shingle_sets: dict[int, set[int]] = {}
-
-    def shingles(i: int) -> set[int]:
-        if i not in shingle_sets:
-            shingle_sets[i] = _shingles(docs[i][1])
-        return shingle_sets[i]
-
     buckets: dict[tuple[int, bytes], list[int]] = {}
     candidates: dict[int, set[int]] = {}
     rows = _N_PERM // _BANDS
-    for i, (doc_id, _) in enumerate(docs):
-        sig = sigs.get(doc_id)
+    for i, doc_id in enumerate(doc_ids):
+        sig = signatures.get(doc_id)
         if sig is None:
-            sh = shingles(i)
-            if not sh:
-                continue
-            sig = sigs[doc_id] = _minhash(sh)
+            continue
         for band in range(_BANDS):
             key = (band, sig[band * rows : (band + 1) * rows].tobytes())
             earlier = buckets.setdefault(key, [])
             if earlier:
                 candidates.setdefault(i, set()).update(earlier)
             earlier.append(i)
+    involved = sorted(set(candidates) | {j for js in candidates.values() for j in js})
+    shingles = dict(zip(involved, map(_shingles, text_of(involved)), strict=True))
     found: dict[str, tuple[str, float]] = {}
     for i, others in candidates.items():
         best: tuple[float, int] | None = None
         for j in sorted(others):
-            a, b = shingles(i), shingles(j)
+            a, b = shingles[i], shingles[j]
             jac = len(a & b) / len(a | b)
             if jac >= threshold and (best is None or jac > best[0]):
                 best = (jac, j)
         if best is not None:
-            found[docs[i][0]] = (docs[best[1]][0], round(best[0], 4))
+            found[doc_ids[i]] = (doc_ids[best[1]], round(best[0], 4))
     return found
+
+
+def find_near_duplicates(
+    docs: list[tuple[str, str]],
+    threshold: float = 0.9,
+    signatures: MutableMapping[str, np.ndarray] | None = None,
+) -> Mapping[str, tuple[str, float]]:
+    """:func:`near_duplicates` of documents in memory.
+
+    Args:
+        docs: ``(doc_id, text)`` in processing order; the earlier document is the original.
+        threshold: Minimum Jaccard similarity.
+        signatures: MinHash signatures by doc_id (a doc_id is a hash of the text); missing ones
+            are computed and added, so a night with 20 new articles shingles only those.
+    """
+    sigs = signatures if signatures is not None else {}
+    for doc_id, text in docs:
+        if doc_id not in sigs:
+            sig = minhash_signature(text)
+            if sig is not None:
+                sigs[doc_id] = sig
+    return near_duplicates(
+        [d for d, _ in docs], sigs, lambda idx: [docs[i][1] for i in idx], threshold
+    )
 
 
 def _reject(

@@ -1,0 +1,129 @@
+"""The streaming corpus stage: sorted runs, cursors over last night's tables, checks as written."""
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+import pipeline.corpus as corpus
+from pipeline.corpus import CORPUS_TABLES, PreviousCorpus, build_corpus, state_key, write_corpus
+from pipeline.ingest import IngestConfig
+from pipeline.storage import TableFile
+
+
+@pytest.fixture
+def raw(tmp_path, seed_dir):
+    # The seeds plus variants, so there are several documents to sort, split and merge.
+    for i in range(9):
+        text = (seed_dir / sorted(p.name for p in seed_dir.glob("*.txt"))[i % 2]).read_text()
+        (seed_dir / f"variant-{i}.txt").write_text(f"Variant {i}.\n\n" + text[: 800 + 300 * i])
+    (seed_dir / "copy.txt").write_bytes((seed_dir / "variant-3.txt").read_bytes())
+    (seed_dir / "notes.md").write_text("not an article")
+    return seed_dir
+
+
+def _small_batches(monkeypatch):
+    # Every boundary at least once: several runs, several batches per run and per table.
+    monkeypatch.setattr(corpus, "RUN_DOCS", 3)
+    monkeypatch.setattr(corpus, "DOC_BATCH", 2)
+    monkeypatch.setattr(corpus, "_RUN_BATCH", 2)
+    monkeypatch.setattr(corpus, "BATCH_ROWS", 7)
+
+
+def test_small_runs_and_batches_give_the_same_tables(raw, monkeypatch):
+    whole = build_corpus(raw, IngestConfig(), max_sentence_chars=1000)
+    _small_batches(monkeypatch)
+    streamed = build_corpus(raw, IngestConfig(), max_sentence_chars=1000)
+    for name in CORPUS_TABLES:
+        assert streamed.tables[name].equals(whole.tables[name]), name
+    docs = whole.tables["documents"]
+    assert docs.num_rows == 11 and whole.stats.outcomes["duplicates"] == 1
+    assert docs.column("source_path").to_pylist() == sorted(docs.column("source_path").to_pylist())
+    claims = whole.tables["claims"]
+    order = claims.sort_by([("doc_id", "ascending"), ("position", "ascending")])
+    assert claims.equals(order) and claims.num_rows > 50
+    per_doc = {
+        r["values"]: r["counts"] for r in pc.value_counts(claims.column("doc_id")).to_pylist()
+    }
+    ids, n_claims = docs.column("doc_id").to_pylist(), docs.column("n_claims").to_pylist()
+    assert n_claims == [per_doc.get(d, 0) for d in ids]
+    assert whole.stats.problems == {}
+
+
+def _publish(tmp_path, raw, name, previous=None):
+    out = tmp_path / name
+    out.mkdir()
+    paths = {n: out / f"{n}.parquet" for n in CORPUS_TABLES}
+    stats = write_corpus(raw, IngestConfig(), paths, max_sentence_chars=1000, previous=previous)
+    return out, paths, stats
+
+
+def _previous(paths):
+    key = state_key(IngestConfig(), 1000)
+    return PreviousCorpus.from_files({n: TableFile(p) for n, p in paths.items()}, key)
+
+
+def test_a_night_reuses_rows_through_cursors_and_matches_a_full_rebuild(tmp_path, raw, monkeypatch):
+    _small_batches(monkeypatch)
+    _, paths, _ = _publish(tmp_path, raw, "night1")
+    for i in (20, 21):
+        (raw / f"new-{i}.txt").write_text(f"New article {i}. It says something new today.\n")
+    (raw / "variant-0.txt").unlink()
+    _, night, stats = _publish(tmp_path, raw, "night2", _previous(paths))
+    _, full, _ = _publish(tmp_path, raw, "full")
+    assert (stats.n_read, stats.docs_split) == (2, 2)
+    assert stats.docs_reused == 10 and stats.problems == {}
+    for name in CORPUS_TABLES:
+        a, b = pq.read_table(night[name]), pq.read_table(full[name])
+        if name == "documents":  # read again or reused: only the listing time differs
+            a, b = a.replace_schema_metadata(None), b.replace_schema_metadata(None)
+        assert a.equals(b), name
+
+
+def test_rows_reused_from_a_corrupt_table_fail_the_offset_check(tmp_path, raw):
+    _, paths, _ = _publish(tmp_path, raw, "night1")
+    claims = pq.read_table(paths["claims"])
+    texts = claims.column("text").to_pylist()
+    texts[5] = texts[5] + " (edited)"
+    pq.write_table(
+        claims.set_column(claims.schema.get_field_index("text"), "text", pa.array(texts)),
+        paths["claims"],
+    )
+    _, _, stats = _publish(tmp_path, raw, "night2", _previous(paths))
+    assert list(stats.problems) == ["claims"]
+    assert "1 claims do not match their document's text" in stats.problems["claims"][0]
+
+
+def test_previous_documents_are_fetched_in_any_order(tmp_path, raw, monkeypatch):
+    monkeypatch.setattr(corpus, "DOC_BATCH", 2)
+    _, paths, _ = _publish(tmp_path, raw, "night1")
+    rows = _previous(paths).files.documents
+    names = sorted(rows)
+    for path in [names[-1], names[0], names[5], names[4]]:  # backwards too: the cursor restarts
+        assert rows[path]["source_path"] == path and rows[path]["text"]
+
+
+def test_no_documents_gives_empty_typed_tables(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    built = build_corpus(raw, IngestConfig(), max_sentence_chars=1000)
+    assert all(built.tables[n].num_rows == 0 for n in CORPUS_TABLES)
+    assert not list(tmp_path.glob("**/.tmp-*"))
+
+
+def test_work_files_are_removed_even_when_the_run_fails(tmp_path, raw, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(corpus, "extract_claims", boom)
+    with pytest.raises(RuntimeError, match="killed"):
+        write_corpus(
+            raw,
+            IngestConfig(),
+            {n: out / f"{n}.parquet" for n in CORPUS_TABLES},
+            max_sentence_chars=1000,
+        )
+    assert list(out.iterdir()) == []  # no table, no work file
