@@ -39,7 +39,7 @@ def corpus(
         previous = PreviousCorpus.from_files(
             {n: f if f.path.exists() else None for n, f in published.items()}, key
         )
-    files = {name: TableFile(store.scratch(name, context.run.run_id)) for name in CORPUS_TABLES}
+    files = {name: TableFile(store.scratch(name)) for name in CORPUS_TABLES}
     stats = write_corpus(
         settings.raw_dir,
         config,

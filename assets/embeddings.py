@@ -34,7 +34,7 @@ def claim_embeddings(
     cache = EmbeddingCache(settings.store.base_dir / CACHE_DIR, embedder.cache_key)
     if settings.full_refresh:
         cache.clear()
-    out = TableFile(settings.store.scratch("claim_embeddings", context.run.run_id))
+    out = TableFile(settings.store.scratch("claim_embeddings"))
     start = time.perf_counter()
     result = embed_claims(
         claims,

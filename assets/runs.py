@@ -30,8 +30,9 @@ def runs(
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     """Publish every staged table (all blocking checks passed), then append the manifest row."""
     store, run_id = settings.store, context.run.run_id
-    documents = store.read("documents", run_id)
-    listed_at = (documents.schema.metadata or {}).get(LISTED_AT)
+    # Key columns only: the texts are most of the table and the manifest needs none of them.
+    documents = store.read("documents", run_id, columns=["source_path", "content_sha256"])
+    listed_at = (pq.read_schema(store.current("documents", run_id)).metadata or {}).get(LISTED_AT)
     counts = {n: pq.ParquetFile(store.current(n, run_id)).metadata.num_rows for n in DATA_TABLES}
     config = {
         "settings": settings.model_dump(),
@@ -39,7 +40,8 @@ def runs(
         "embedder": {"model": embedder.model_name, "batch_size": embedder.batch_size},
     }
     published = store.publish(run_id)
-    rejected, duplicates = store.read("rejected_files"), store.read("duplicates")
+    rejected = store.read("rejected_files", columns=["source_path", "reason"])
+    duplicates = store.read("duplicates", columns=["source_path", "doc_id"])
     row = manifest_row(
         run_id=run_id,
         started_at=dt.datetime.fromisoformat(listed_at.decode())

@@ -12,6 +12,7 @@ from assets.embeddings import CACHE_DIR
 from assets.resources import EmbedderResource, PipelineSettings
 from pipeline.embed import EmbeddingCache, align_embeddings, embed_with_cache
 from pipeline.schemas import SCHEMAS, TABLE_DESCRIPTIONS, to_table
+from pipeline.storage import TableFile
 from pipeline.themes import (
     INPUTS_KEY,
     PreviousThemes,
@@ -33,7 +34,7 @@ THEME_TABLES = ("themes", "claim_themes", "document_themes", "theme_trends")
 )
 def theme_tables(
     context: dg.AssetExecutionContext,
-    documents: pa.Table,
+    documents: TableFile,
     claims: pa.Table,
     claim_embeddings: pa.Table,
     settings: PipelineSettings,
@@ -46,9 +47,11 @@ def theme_tables(
     boundary claims each night, one Lloyd step at a time).
     """
     catalog, config = settings.catalog(), settings.theme_config()
+    # Dates only: the documents' texts are most of that table and no theme needs them.
+    dated = documents.read(["doc_id", "published_date", "mtime"])
     claim_ids = claims.column("claim_id").to_pylist()
     doc_ids = claims.column("doc_id").to_pylist()
-    dates = documents.select(["doc_id", "published_date", "mtime"]).to_pylist()
+    dates = dated.to_pylist()
     doc_dates = {d["doc_id"]: d["published_date"] or d["mtime"].date() for d in dates}
     key = theme_inputs_key(claim_ids, doc_dates, catalog, config, embedder.cache_key)
     tables = None if settings.full_refresh else _unchanged_tables(settings, key)
@@ -82,7 +85,7 @@ def theme_tables(
     for name, table in tables.items():
         yield dg.Output(table, output_name=name, metadata=counts if name == "themes" else None)
     yield from schema_results(tables)
-    yield from theme_results(tables, claims, documents, catalog)
+    yield from theme_results(tables, claims, dated, catalog)
 
 
 def _unchanged_tables(settings: PipelineSettings, key: str) -> dict[str, pa.Table] | None:

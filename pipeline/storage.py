@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,13 +243,13 @@ class TableStore:
         """Path of a table staged by ``run_id``."""
         return table_path(self.base_dir / STAGING_DIR / run_id, name)
 
-    def scratch(self, name: str, run_id: str) -> Path:
-        """Where a streaming step writes ``name`` before the IO manager puts it in place.
+    def scratch(self, name: str) -> Path:
+        """A new path where a streaming step writes ``name`` before the IO manager places it.
 
         In the output dir (one file system, so the move is a rename) and named like a
         temporary file, so a killed run's leftover is removed by the next run.
         """
-        return self.base_dir / f"{_TMP_PREFIX}{run_id}-{name}.parquet"
+        return self.base_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex}-{name}.parquet"
 
     def place(self, source: Path, destination: Path) -> None:
         """Move a finished file (see :meth:`scratch`) to its staged or published path."""

@@ -246,3 +246,32 @@ def test_cache_compaction_keeps_the_first_vector_of_each_key(tmp_path):
     index, matrix = cache.load()
     np.testing.assert_array_equal(matrix[index["b"]], [0, 1, 0])  # the first shard's
     np.testing.assert_array_equal(matrix[index["c"]], [0, 0, 1])
+
+
+def test_claim_embeddings_asset_invoked_directly(tmp_path, seed_dir, embedder):
+    # The asset outside any run (build_asset_context): claims in, a streamed file out, checks run.
+    import dagster as dg
+
+    from assets.embeddings import claim_embeddings
+    from assets.resources import PipelineSettings
+    from pipeline.corpus import build_corpus
+    from pipeline.ingest import IngestConfig
+    from pipeline.storage import write_table
+
+    claims = build_corpus(seed_dir, IngestConfig(), max_sentence_chars=1000).tables["claims"]
+    claims_file = TableFile(write_table(claims, tmp_path / "claims.parquet"))
+    settings = PipelineSettings(raw_dir=str(seed_dir), processed_dir=str(tmp_path / "out"))
+    output, *checks = claim_embeddings(
+        dg.build_asset_context(), claims=claims_file, embedder=embedder, settings=settings
+    )
+    assert [c.check_name for c in checks if c.passed] == [
+        "schema_matches_contract",
+        "one_normalised_embedding_per_claim",
+    ]
+    assert output.metadata["cache_misses"].value == len(set(claims.column("text").to_pylist()))
+    table = output.value.read()
+    assert table.column("claim_id").equals(claims.column("claim_id"))
+    expected = embedder.embed(claims.column("text").to_pylist())
+    np.testing.assert_allclose(
+        align_embeddings(table, claims.column("claim_id")), expected, atol=1e-5
+    )
