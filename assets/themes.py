@@ -35,7 +35,7 @@ THEME_TABLES = ("themes", "claim_themes", "document_themes", "theme_trends")
 def theme_tables(
     context: dg.AssetExecutionContext,
     documents: TableFile,
-    claims: pa.Table,
+    claims: TableFile,
     claim_embeddings: pa.Table,
     settings: PipelineSettings,
     embedder: EmbedderResource,
@@ -49,8 +49,10 @@ def theme_tables(
     catalog, config = settings.catalog(), settings.theme_config()
     # Dates only: the documents' texts are most of that table and no theme needs them.
     dated = documents.read(["doc_id", "published_date", "mtime"])
-    claim_ids = claims.column("claim_id").to_pylist()
-    doc_ids = claims.column("doc_id").to_pylist()
+    # Likewise the claims' spans, flags and entities.
+    claim_table = claims.read(["claim_id", "doc_id", "text", "paragraph"])
+    claim_ids = claim_table.column("claim_id").to_pylist()
+    doc_ids = claim_table.column("doc_id").to_pylist()
     dates = dated.to_pylist()
     doc_dates = {d["doc_id"]: d["published_date"] or d["mtime"].date() for d in dates}
     key = theme_inputs_key(claim_ids, doc_dates, catalog, config, embedder.cache_key)
@@ -63,10 +65,10 @@ def theme_tables(
         )
         previous = None if settings.full_refresh else _previous_themes(settings)
         model = ThemeModel(vectors, config).fit(
-            align_embeddings(claim_embeddings, claims.column("claim_id")),
-            claims.column("text").to_pylist(),
+            align_embeddings(claim_embeddings, claim_table.column("claim_id")),
+            claim_table.column("text").to_pylist(),
             doc_ids,
-            claims.column("paragraph").to_pylist(),
+            claim_table.column("paragraph").to_pylist(),
             claim_ids,
             previous,
         )
@@ -85,7 +87,7 @@ def theme_tables(
     for name, table in tables.items():
         yield dg.Output(table, output_name=name, metadata=counts if name == "themes" else None)
     yield from schema_results(tables)
-    yield from theme_results(tables, claims, dated, catalog)
+    yield from theme_results(tables, claim_table, dated, catalog)
 
 
 def _unchanged_tables(settings: PipelineSettings, key: str) -> dict[str, pa.Table] | None:

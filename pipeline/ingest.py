@@ -634,6 +634,7 @@ def find_published_date(text: str, window: int = 1500) -> dt.date | None:
 _WORD: Final = re.compile(r"\w+")
 _N_PERM: Final = 64
 _BANDS: Final = 16
+_VERIFY_BLOCK: Final = 256  # candidate pairs verified together (at most 512 shingle sets held)
 _MERSENNE: Final = np.uint64((1 << 61) - 1)
 _RNG: Final = np.random.default_rng(20240611)
 _PERM_A: Final = _RNG.integers(1, (1 << 61) - 1, size=_N_PERM, dtype=np.uint64)
@@ -696,18 +697,20 @@ def near_duplicates(
             if earlier:
                 candidates.setdefault(i, set()).update(earlier)
             earlier.append(i)
-    involved = sorted(set(candidates) | {j for js in candidates.values() for j in js})
-    shingles = dict(zip(involved, map(_shingles, text_of(involved)), strict=True))
-    found: dict[str, tuple[str, float]] = {}
-    for i, others in candidates.items():
-        best: tuple[float, int] | None = None
-        for j in sorted(others):
+    best: dict[int, tuple[float, int]] = {}
+    pairs = [(i, j) for i in sorted(candidates) for j in sorted(candidates[i])]
+    # A block of pairs at a time: shingle sets cost ~25 kB a document, and a corpus of
+    # reprinted wire stories can make every document a candidate of many others.
+    for start in range(0, len(pairs), _VERIFY_BLOCK):
+        block = pairs[start : start + _VERIFY_BLOCK]
+        involved = sorted({i for i, _ in block} | {j for _, j in block})
+        shingles = dict(zip(involved, map(_shingles, text_of(involved)), strict=True))
+        for i, j in block:
             a, b = shingles[i], shingles[j]
             jac = len(a & b) / len(a | b)
-            if jac >= threshold and (best is None or jac > best[0]):
-                best = (jac, j)
-        if best is not None:
-            found[doc_ids[i]] = (doc_ids[best[1]], round(best[0], 4))
+            if jac >= threshold and (i not in best or jac > best[i][0]):
+                best[i] = (jac, j)  # ties keep the earliest original: pairs come in j order
+    found = {doc_ids[i]: (doc_ids[j], round(jac, 4)) for i, (jac, j) in sorted(best.items())}
     return found
 
 

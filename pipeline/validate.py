@@ -15,7 +15,6 @@ from pipeline.storage import TableFile
 __all__ = [
     "check_accounting",
     "check_embedding_file",
-    "check_embeddings",
     "check_offsets",
     "check_one_primary",
     "check_references",
@@ -110,32 +109,10 @@ def check_one_primary(claim_themes: pa.Table, claims: pa.Table) -> list[str]:
     return problems
 
 
-def check_embeddings(embeddings: pa.Table, claims: pa.Table, tolerance: float = 1e-3) -> list[str]:
-    """One embedding per claim, of the declared dimension, with unit norm."""
-    problems = []
-    col = embeddings.column("embedding").combine_chunks()
-    dim = col.type.list_size
-    if embeddings.num_rows:
-        vectors = col.values.to_numpy(zero_copy_only=False).reshape(-1, dim)
-        norms = np.linalg.norm(vectors, axis=1)
-        off = int(np.sum(np.abs(norms - 1) > tolerance))
-        if off:
-            span = f"{norms.min():.4f}..{norms.max():.4f}"
-            problems.append(f"{off} embeddings are not L2-normalised (norms {span})")
-        if not np.isfinite(vectors).all():
-            problems.append("embeddings contain NaN or infinity")
-    ids = embeddings.column("claim_id").to_pylist()
-    if sorted(ids) != sorted(claims.column("claim_id").to_pylist()):
-        problems.append(
-            f"{embeddings.num_rows} embeddings for {claims.num_rows} claims (ids differ)"
-        )
-    return problems
-
-
 def check_embedding_file(
     embeddings: TableFile, claims: TableFile, tolerance: float = 1e-3
 ) -> list[str]:
-    """:func:`check_embeddings` on tables on disk, a batch at a time.
+    """One finite, L2-normalised embedding per claim, read from disk a batch at a time.
 
     Rows must be in claim order (as :func:`pipeline.embed.embed_claims` writes them); the
     check compares ids row by row instead of sorting both lists.

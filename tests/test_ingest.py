@@ -241,3 +241,27 @@ def test_symlink_inside_root_is_not_double_counted(tmp_path):
     result = ingest_directory(tmp_path)
     assert Counter(outcomes(result).values()) == Counter({"document": 1, "duplicate": 1})
     shutil.rmtree(tmp_path / "real")
+
+
+def test_near_duplicate_candidates_are_verified_a_block_at_a_time(monkeypatch):
+    # Every document a candidate (reprinted wire stories): texts are fetched a block at a time,
+    # never all at once, and the answer does not depend on the block size.
+    import pipeline.ingest as ingest
+
+    base = [f"story {k} " + " ".join(f"w{k}x{i}" for i in range(40)) for k in range(5)]
+    docs = [(f"d{n:02d}", base[n % 5] + f" edition {n}") for n in range(30)]
+    signatures = {d: ingest.minhash_signature(t) for d, t in docs}
+    fetched: list[int] = []
+
+    def text_of(rows):
+        fetched.append(len(rows))
+        return [docs[r][1] for r in rows]
+
+    expected = ingest.near_duplicates([d for d, _ in docs], signatures, text_of, 0.9)
+    # 25 reprints; equal scores keep the earliest original, the first edition of each story.
+    assert len(expected) == 25
+    assert {original for original, _ in expected.values()} == {f"d0{k}" for k in range(5)}
+    fetched.clear()
+    monkeypatch.setattr(ingest, "_VERIFY_BLOCK", 4)
+    assert ingest.near_duplicates([d for d, _ in docs], signatures, text_of, 0.9) == expected
+    assert len(fetched) > 10 and max(fetched) <= 2 * 4
