@@ -3,7 +3,7 @@
 import os
 import resource
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -50,11 +50,18 @@ def copy_articles(files: list[Path], raw: Path) -> None:
         shutil.copy2(f, dest)
 
 
-def cli_run(raw: Path, out: Path, home: Path) -> tuple[float, str]:
+def cli_run(
+    raw: Path,
+    out: Path,
+    home: Path,
+    sample: Callable[[int], None] | None = None,
+    interval: float = 0.1,
+) -> tuple[float, str]:
     """Run ``docthemes run`` in a fresh process, as `make run` does; return (seconds, stdout).
 
     The peak resident memory of the run's process tree (the run and its model helper process,
-    summed) is kept in ``LAST_PEAK_RSS_MB``.
+    summed) is kept in ``LAST_PEAK_RSS_MB``; ``sample``, if given, is also called with the
+    run's pid every ``interval`` seconds.
     """
     import subprocess
     import sys
@@ -79,12 +86,14 @@ def cli_run(raw: Path, out: Path, home: Path) -> tuple[float, str]:
     )
     peak = [0.0]
 
-    def sample() -> None:
+    def sampling() -> None:
         while proc.poll() is None:
             peak[0] = max(peak[0], tree_rss_mb(proc.pid))
-            time.sleep(0.1)
+            if sample is not None:
+                sample(proc.pid)
+            time.sleep(interval)
 
-    sampler = threading.Thread(target=sample, daemon=True)
+    sampler = threading.Thread(target=sampling, daemon=True)
     sampler.start()
     stdout, stderr = proc.communicate()
     elapsed = time.perf_counter() - start

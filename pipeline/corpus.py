@@ -132,19 +132,19 @@ class _RowsByPath(Mapping[str, dict[str, Any]]):
         self._index = {p: i for i, p in enumerate(paths)}
         self._file = file
         self._batches: Iterator[pa.RecordBatch] = iter(())
-        self._batch: pa.RecordBatch | None = None
+        self._rows: list[dict[str, Any]] = []
         self._start = 0
 
     def __getitem__(self, path: str) -> dict[str, Any]:
         i = self._index[path]
-        if self._batch is None or i < self._start:  # asked out of order: start over
+        if i < self._start or not self._rows:  # asked out of order (or first): start over
             self._batches, self._start = self._file.batches(batch_size=DOC_BATCH), 0
-            self._batch = next(self._batches)
-        while i >= self._start + self._batch.num_rows:
-            self._start += self._batch.num_rows
-            self._batch = next(self._batches)
-        row: dict[str, Any] = self._batch.slice(i - self._start, 1).to_pylist()[0]
-        return row
+            self._rows = next(self._batches).to_pylist()
+        while i >= self._start + len(self._rows):
+            self._start += len(self._rows)
+            # A whole batch at once: nearly every row is asked for, in order.
+            self._rows = next(self._batches).to_pylist()
+        return self._rows[i - self._start]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._index)
@@ -312,10 +312,10 @@ def _scan(
         run.sort()
         ids, texts = zip(*run, strict=True)
         table = pa.table([list(ids), list(texts)], schema=_RUN_SCHEMA)
-        write_table(table, runs[-1].path, row_group_size=_RUN_BATCH)
+        write_table(table, runs[-1].path, row_group_size=_RUN_BATCH, compress=False)
         run.clear()
 
-    with ParquetSink(documents.path, SCHEMAS["documents"], DOC_BATCH) as sink:
+    with ParquetSink(documents.path, SCHEMAS["documents"], DOC_BATCH, compress=False) as sink:
         for kind, row in scan:
             if kind == "rejected":
                 rejected.append(row)

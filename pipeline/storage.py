@@ -53,7 +53,10 @@ def table_path(base_dir: str | os.PathLike[str], name: str) -> Path:
 
 
 def write_table(
-    table: pa.Table, path: str | os.PathLike[str], row_group_size: int = ROW_GROUP_SIZE
+    table: pa.Table,
+    path: str | os.PathLike[str],
+    row_group_size: int = ROW_GROUP_SIZE,
+    compress: bool = True,
 ) -> Path:
     """Write ``table`` to ``path`` atomically and return the path.
 
@@ -61,8 +64,9 @@ def write_table(
         table: The table; its schema is written as is (callers cast to the contract schema).
         path: Destination file; its directory is created if needed.
         row_group_size: Rows per row group (the unit a reader can fetch alone).
+        compress: zstd (vectors excepted); off for work files read back once.
     """
-    with ParquetSink(path, table.schema, row_group_size) as sink:
+    with ParquetSink(path, table.schema, row_group_size, compress) as sink:
         sink.write(table)
     return Path(path)
 
@@ -75,12 +79,20 @@ class ParquetSink(contextlib.AbstractContextManager["ParquetSink"]):
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], schema: pa.Schema, row_group_size: int = ROW_GROUP_SIZE
+        self,
+        path: str | os.PathLike[str],
+        schema: pa.Schema,
+        row_group_size: int = ROW_GROUP_SIZE,
+        compress: bool = True,
     ) -> None:
-        """Store the destination and schema; the file is opened on ``__enter__``."""
+        """Store the destination and schema; the file is opened on ``__enter__``.
+
+        ``compress=False`` suits work files read back once by the same run.
+        """
         self.path = Path(path)
         self.schema = schema
         self.row_group_size = row_group_size
+        self.compress = compress
         self.num_rows = 0
         self._tmp: Path | None = None
         self._writer: pq.ParquetWriter | None = None
@@ -92,7 +104,10 @@ class ParquetSink(contextlib.AbstractContextManager["ParquetSink"]):
         os.close(fd)
         self._tmp = Path(tmp)
         self._writer = pq.ParquetWriter(
-            self._tmp, self.schema, compression=_compression(self.schema), write_statistics=True
+            self._tmp,
+            self.schema,
+            compression=_compression(self.schema) if self.compress else "none",
+            write_statistics=True,
         )
         return self
 
