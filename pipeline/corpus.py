@@ -171,8 +171,15 @@ class _RowsByDoc:
                 batch = next(self._batches, None)
                 if batch is None:
                     break
+                ids = batch.column("doc_id").to_pylist()
+                # A table out of order would make rows be skipped without a trace.
+                if ids != sorted(ids) or (self._ids and ids and ids[0] < self._ids[-1]):
+                    raise ValueError(
+                        "last night's segments or claims are not sorted by doc_id; rerun with "
+                        "settings.full_refresh: true"
+                    )
                 self._table = pa.Table.from_batches([batch]).cast(self._schema)
-                self._ids, self._pos = batch.column("doc_id").to_pylist(), 0
+                self._ids, self._pos = ids, 0
                 continue
             lo = bisect.bisect_left(self._ids, doc_id, self._pos)
             hi = bisect.bisect_right(self._ids, doc_id, lo)

@@ -127,3 +127,11 @@ def test_work_files_are_removed_even_when_the_run_fails(tmp_path, raw, monkeypat
             max_sentence_chars=1000,
         )
     assert list(out.iterdir()) == []  # no table, no work file
+
+
+def test_previous_rows_out_of_doc_id_order_are_refused(tmp_path, raw):
+    _, paths, _ = _publish(tmp_path, raw, "night1")
+    claims = pq.read_table(paths["claims"])
+    pq.write_table(claims.take(list(range(claims.num_rows))[::-1]), paths["claims"])
+    with pytest.raises(ValueError, match="not sorted by doc_id; rerun with"):
+        _publish(tmp_path, raw, "night2", _previous(paths))
