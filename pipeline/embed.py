@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -270,6 +271,13 @@ def _serve_model(
     device: str,
     num_threads: int | None,
 ) -> None:
+    # tqdm (imported with sentence-transformers) would create a multiprocessing lock, which
+    # registers a semaphore with the resource tracker; the helper is stopped with SIGTERM, so
+    # every run that embedded ended with "resource_tracker: ... leaked semaphore objects". A
+    # thread lock does: this process has no children of its own to share progress bars with.
+    import tqdm
+
+    tqdm.tqdm.set_lock(threading.RLock())
     try:
         model = load_model(ModelSpec(name, Path(path), expected_sha256), device, num_threads)
         embed_texts(model, ["warm up"])  # first-call kernel set-up, also off the caller's clock
