@@ -35,7 +35,6 @@ from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline import validate
 from pipeline.claims import extract_claims, load_gazetteer
@@ -452,18 +451,8 @@ class _Batch:
 
 def _texts_at(documents: TableFile, rows: list[int]) -> list[str]:
     """Texts of the documents at these row numbers of the work file (near-duplicate checks)."""
-    if not rows:
-        return []
-    file = pq.ParquetFile(documents.path)
-    sizes = [file.metadata.row_group(g).num_rows for g in range(file.num_row_groups)]
-    starts = np.concatenate([[0], np.cumsum(sizes)])
-    found: dict[int, str] = {}
-    wanted = np.asarray(rows)
-    for group in np.unique(np.searchsorted(starts, wanted, side="right") - 1).tolist():
-        texts = file.read_row_group(group, columns=["text"]).column("text")
-        for row in wanted[(wanted >= starts[group]) & (wanted < starts[group + 1])].tolist():
-            found[row] = texts[row - int(starts[group])].as_py()
-    return [found[r] for r in rows]
+    texts: list[str] = documents.take(rows, ["text"]).column("text").to_pylist() if rows else []
+    return texts
 
 
 def _finish_documents(

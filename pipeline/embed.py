@@ -433,8 +433,7 @@ class EmbeddingCache:
         blocks: list[np.ndarray] = []
         n = 0
         for shard in self._shards():
-            file = pq.ParquetFile(shard)
-            shard_keys = file.read(columns=["text_sha256"]).column("text_sha256").to_pylist()
+            shard_keys = pq.read_table(shard, columns=["text_sha256"]).column(0).to_pylist()
             rows = [
                 i
                 for i, key in enumerate(shard_keys)
@@ -442,22 +441,9 @@ class EmbeddingCache:
             ]
             if not rows:
                 continue
-            # Read only the row groups holding wanted rows: a few seed phrases must not cost
+            # Only the row groups holding wanted rows: a few seed phrases must not cost
             # decompressing every cached vector.
-            sizes = [file.metadata.row_group(g).num_rows for g in range(file.num_row_groups)]
-            starts = np.concatenate([[0], np.cumsum(sizes)])
-            wanted = np.asarray(rows)
-            group_of = np.searchsorted(starts, wanted, side="right") - 1
-            groups = np.unique(group_of)
-            # Position of each wanted row within the concatenation of the groups read.
-            read_start = np.concatenate([[0], np.cumsum(starts[groups + 1] - starts[groups])])
-            take = wanted - starts[group_of] + read_start[np.searchsorted(groups, group_of)]
-            col = (
-                file.read_row_groups(groups.tolist(), columns=["embedding"])
-                .column("embedding")
-                .combine_chunks()
-                .take(pa.array(take, type=pa.int64()))
-            )
+            col = TableFile(shard).take(rows, ["embedding"]).column("embedding").combine_chunks()
             matrix = col.values.to_numpy(zero_copy_only=False).reshape(-1, col.type.list_size)
             for j, i in enumerate(rows):
                 index.setdefault(shard_keys[i], n + j)
@@ -618,13 +604,12 @@ def embed_with_cache(
     For small lists (the theme catalog's phrases); a table of claims streams through
     :func:`embed_claims` instead.
     """
-    keys, misses = _embed_new([list(texts)], embed, cache, chunk_size, max(len(texts), 1))
-    if cache.n_shards > max_shards:
-        cache.compact()
+    keys, hits, misses = _embed_new(
+        [list(texts)], embed, cache, chunk_size, max(len(texts), 1), max_shards
+    )
     if not len(keys):
         return CachedEmbeddings(np.zeros((0, 0), np.float32), 0, 0)
     index, matrix = cache.load({k.decode() for k in keys})
-    hits = len(np.unique(keys)) - misses
     return CachedEmbeddings(matrix[[index[k.decode()] for k in keys]], hits, misses)
 
 
@@ -634,8 +619,12 @@ def _embed_new(
     cache: EmbeddingCache,
     chunk_size: int,
     sort_window: int,
-) -> tuple[np.ndarray, int]:
-    """Embed and cache every distinct text not yet cached; return all texts' keys and misses.
+    max_shards: int,
+) -> tuple[np.ndarray, int, int]:
+    """Embed and cache every distinct text not yet cached; return all keys, hits and misses.
+
+    Hits and misses count distinct texts. Each night adds a shard; past ``max_shards`` they are
+    merged into one, so reading the cache stays a few file opens after years of nights.
 
     Texts are embedded shortest first within windows of ``sort_window`` new texts:
     sentence-transformers sorts by length only within one call, so hash- or claim-ordered
@@ -667,8 +656,10 @@ def _embed_new(
             known = flush()
     if window:
         flush()
+    if cache.n_shards > max_shards:
+        cache.compact()
     keys = np.concatenate(key_blocks) if key_blocks else np.zeros(0, _KEY_DTYPE)
-    return keys, misses
+    return keys, len(np.unique(keys)) - misses, misses
 
 
 @dataclass(frozen=True, slots=True)
@@ -719,16 +710,14 @@ def embed_claims(
         dimension: The model's dimension, asked for only when there is no claim at all.
         batch_size: Claims read (and embedding rows written) at a time.
     """
-    keys, misses = _embed_new(
+    keys, hits, misses = _embed_new(
         (b.column(0).to_pylist() for b in claims.batches(["text"], batch_size)),
         embed,
         cache,
         chunk_size,
         sort_window,
+        max_shards,
     )
-    if cache.n_shards > max_shards:
-        cache.compact()
-    hits = len(np.unique(keys)) - misses
     if not len(keys):
         dim = dimension() if dimension else 0
         write_table(embeddings_table([], np.zeros((0, dim), np.float32), model), destination)

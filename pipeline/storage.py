@@ -14,10 +14,11 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -172,6 +173,20 @@ class TableFile:
     def read(self, columns: list[str] | None = None) -> pa.Table:
         """The whole table (or some columns): for small tables and for tests."""
         return pq.read_table(self.path, columns=columns)
+
+    def take(self, rows: Sequence[int], columns: list[str] | None = None) -> pa.Table:
+        """The rows at these positions, in this order, reading only the row groups holding them."""
+        file = pq.ParquetFile(self.path)
+        sizes = [file.metadata.row_group(g).num_rows for g in range(file.num_row_groups)]
+        starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        wanted = np.asarray(rows, dtype=np.int64)
+        group_of = np.searchsorted(starts, wanted, side="right") - 1
+        groups = np.unique(group_of)
+        # Position of each wanted row within the concatenation of the groups read.
+        read_start = np.concatenate([[0], np.cumsum(starts[groups + 1] - starts[groups])])
+        at = wanted - starts[group_of] + read_start[np.searchsorted(groups, group_of)]
+        table = file.read_row_groups(groups.tolist(), columns=columns)
+        return table.take(pa.array(at, type=pa.int64()))
 
 
 def _compression(schema: pa.Schema) -> dict[str, str]:
