@@ -150,26 +150,38 @@ def embedding_results(
 
 
 def theme_results(
-    tables: Mapping[str, pa.Table], claims: pa.Table, documents: pa.Table, catalog: ThemeCatalog
+    tables: Mapping[str, pa.Table | TableFile],
+    claims: TableFile,
+    documents: pa.Table,
+    catalog: ThemeCatalog,
 ) -> Iterator[dg.AssetCheckResult]:
-    """Assignments complete and sound, catalog themes present, document mixes sum to one."""
-    claim_themes, themes = tables["claim_themes"], tables["themes"]
+    """Assignments complete and sound, catalog themes present, document mixes sum to one.
+
+    Only key columns are read: `claim_themes` and `claims` grow with the corpus.
+    """
+    claim_themes = _columns(tables["claim_themes"], ["claim_id", "theme_id", "rank"])
+    themes = _columns(tables["themes"], ["theme_id"])
+    claim_ids = claims.read(["claim_id"])
     yield _result(
         "claim_themes",
         ONE_PRIMARY,
-        validate.check_one_primary(claim_themes, claims)
+        validate.check_one_primary(claim_themes, claim_ids)
         + validate.check_references(claim_themes, "theme_id", themes, "theme_id", "themes")
-        + validate.check_references(claim_themes, "claim_id", claims, "claim_id", "claims"),
+        + validate.check_references(claim_themes, "claim_id", claim_ids, "claim_id", "claims"),
     )
     missing = set(catalog.themes) - set(themes.column("theme_id").to_pylist())
     problems = validate.check_unique(themes, "theme_id")
     if missing:
         problems.append(f"catalog themes missing: {sorted(missing)}")
     yield _result("themes", CATALOG_PRESENT, problems)
-    document_themes = tables["document_themes"]
+    document_themes = _columns(tables["document_themes"], ["doc_id", "share"])
     yield _result(
         "document_themes",
         SHARES_SUM,
         validate.check_shares(document_themes)
         + validate.check_references(document_themes, "doc_id", documents, "doc_id", "documents"),
     )
+
+
+def _columns(table: pa.Table | TableFile, columns: list[str]) -> pa.Table:
+    return table.read(columns) if isinstance(table, TableFile) else table.select(columns)

@@ -33,6 +33,7 @@ from pipeline.themes import (
     ThemeConfig,
     ThemeModel,
     ThemeVectors,
+    array_claims,
     assign_themes,
     load_catalog,
 )
@@ -87,20 +88,22 @@ def main() -> None:
     idx = np.flatnonzero(part)
     t0 = time.perf_counter()
     first = ThemeModel(vectors, config).fit(
-        emb.vectors[idx],
-        [texts[i] for i in idx],
-        [doc_ids[i] for i in idx],
-        [paragraphs[i] for i in idx],
-        [claim_ids[i] for i in idx],
+        array_claims(
+            emb.vectors[idx],
+            [texts[i] for i in idx],
+            [doc_ids[i] for i in idx],
+            [paragraphs[i] for i in idx],
+            [claim_ids[i] for i in idx],
+        )
     )
     t_fit_cold = time.perf_counter() - t0
-    rows = assign_themes(first, catalog, [claim_ids[i] for i in idx], [doc_ids[i] for i in idx])
+    tables = assign_themes(first, catalog, [claim_ids[i] for i in idx])
+    rows = {name: table.to_pylist() for name, table in tables.items()}
     primaries = {r["claim_id"]: r["theme_id"] for r in rows["claim_themes"] if r["rank"] == 1}
-    previous = PreviousThemes.from_rows(rows["themes"], primaries)
+    previous = PreviousThemes.from_rows(rows["themes"], tables["claim_themes"])
+    claims_all = array_claims(emb.vectors, texts, doc_ids, paragraphs, claim_ids)
     t0 = time.perf_counter()
-    second = ThemeModel(vectors, config).fit(
-        emb.vectors, texts, doc_ids, paragraphs, claim_ids, previous
-    )
+    second = ThemeModel(vectors, config).fit(claims_all, previous)
     t_fit_warm = time.perf_counter() - t0
     after = dict(zip(claim_ids, second.labels_, strict=True))
     assigned = [c for c, t in primaries.items() if t != UNASSIGNED]
@@ -121,7 +124,7 @@ def main() -> None:
 
     # 2. Quality: a fit from scratch on everything.
     t0 = time.perf_counter()
-    full = ThemeModel(vectors, config).fit(emb.vectors, texts, doc_ids, paragraphs, claim_ids)
+    full = ThemeModel(vectors, config).fit(claims_all)
     t_fit_full = time.perf_counter() - t0
     parent = {t.theme_id: t.parent_id for t in full.themes_}
     kinds = collections.Counter(t.kind for t in full.themes_)

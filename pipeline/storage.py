@@ -249,6 +249,7 @@ def _fsync_dir(directory: Path) -> None:
 
 
 STAGING_DIR = ".staging"
+SCRATCH_DIR = ".scratch"  # streaming steps' files before the IO manager places them
 LOCK_FILE = ".docthemes.lock"
 
 
@@ -279,10 +280,13 @@ class TableStore:
     def scratch(self, name: str) -> Path:
         """A new path where a streaming step writes ``name`` before the IO manager places it.
 
-        In the output dir (one file system, so the move is a rename) and named like a
-        temporary file, so a killed run's leftover is removed by the next run.
+        Under the output dir (one file system, so the move is a rename), in a hidden folder: a
+        killed run's leftover must not match a reader's ``data/processed/*.parquet``. Named
+        like a temporary file, so the next run removes it.
         """
-        return self.base_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex}-{name}.parquet"
+        folder = self.base_dir / SCRATCH_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{_TMP_PREFIX}{uuid.uuid4().hex}-{name}.parquet"
 
     def place(self, source: Path, destination: Path) -> None:
         """Move a finished file (see :meth:`scratch`) to its staged or published path."""

@@ -11,6 +11,12 @@ Assignment (see docs/themes.md):
    ``unassigned`` rather than noise themes.
 4. Keywords come from class-based TF-IDF (c-TF-IDF) over each theme's claims.
 
+Memory: claims are read in chunks of whole documents (a :data:`ClaimSource`), several times,
+instead of held at once. Across the whole corpus the model keeps a few numbers per claim (its
+labels and scores), one mean vector per document, and at most ``fit_sample`` vectors for
+discovery; above that, discovery is fitted on a sample and the other claims are assigned to
+its themes.
+
 Everything is deterministic: inputs are used in the order given (callers sort them) and all
 randomness goes through ``random_state``.
 """
@@ -20,20 +26,26 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline.ids import stable_id
+from pipeline.schemas import SCHEMAS, to_table
+from pipeline.storage import TableFile
 
 __all__ = [
     "UNASSIGNED",
+    "ClaimChunk",
+    "ClaimSource",
     "NamedTheme",
     "ThemeCatalog",
     "ThemeConfig",
@@ -41,8 +53,14 @@ __all__ = [
     "PreviousThemes",
     "ThemeVectors",
     "INPUTS_KEY",
+    "array_claims",
     "assign_themes",
+    "claim_theme_table",
     "ctfidf_keywords",
+    "document_theme_table",
+    "file_claims",
+    "theme_rows",
+    "trend_table",
     "theme_inputs_key",
     "load_catalog",
 ]
@@ -124,6 +142,7 @@ class ThemeConfig(BaseModel):
     n_representatives: int = Field(5, ge=1)
     silhouette_sample: int = Field(3000, ge=100)
     search_sample: int = Field(5000, ge=100)
+    fit_sample: int = Field(50_000, ge=100)
     random_state: int = 0
 
 
@@ -165,6 +184,187 @@ class ThemeInfo:
     parent_id: str | None = None
 
 
+CHUNK_ROWS: Final = 16_384
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimChunk:
+    """Consecutive claims, whole documents only, with their embeddings.
+
+    Whole documents because a claim's scores and discovery vector mix in its paragraph's and
+    document's means: a document cut in two would give its claims other values.
+    """
+
+    start: int  # position of the first claim in the claims table
+    claim_ids: list[str]
+    doc_ids: list[str]
+    texts: list[str]
+    paragraphs: list[int]
+    embeddings: np.ndarray  # (len, dim), L2-normalised
+
+    def __len__(self) -> int:
+        """Number of claims."""
+        return len(self.claim_ids)
+
+    def rows(self, a: int, b: int, start: int) -> ClaimChunk:
+        """Claims ``a`` to ``b`` of this chunk, the first being claim ``start`` of the table."""
+        return ClaimChunk(
+            start,
+            self.claim_ids[a:b],
+            self.doc_ids[a:b],
+            self.texts[a:b],
+            self.paragraphs[a:b],
+            self.embeddings[a:b],
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[ClaimChunk]) -> ClaimChunk:
+        """One chunk of these parts, in order."""
+        if len(parts) == 1:
+            return parts[0]
+        return ClaimChunk(
+            parts[0].start,
+            [c for p in parts for c in p.claim_ids],
+            [d for p in parts for d in p.doc_ids],
+            [t for p in parts for t in p.texts],
+            [g for p in parts for g in p.paragraphs],
+            np.concatenate([p.embeddings for p in parts]),
+        )
+
+
+ClaimSource = Callable[[], Iterable[ClaimChunk]]
+"""Reads the claims afresh on each call, chunk by chunk: the model makes several passes."""
+
+
+def array_claims(
+    embeddings: np.ndarray,
+    texts: Sequence[str],
+    doc_ids: Sequence[str],
+    paragraphs: Sequence[int],
+    claim_ids: Sequence[str],
+    chunk_rows: int = CHUNK_ROWS,
+) -> ClaimSource:
+    """Claims held in memory, as a source (tests, benchmarks, small inputs).
+
+    Raises:
+        ValueError: If a document's claims are not consecutive.
+    """
+    if not len(embeddings) == len(texts) == len(doc_ids) == len(paragraphs) == len(claim_ids):
+        raise ValueError("embeddings, texts, doc_ids, paragraphs and claim_ids differ in length")
+
+    def pieces() -> Iterator[ClaimChunk]:
+        for a in range(0, len(claim_ids), chunk_rows):
+            b = a + chunk_rows
+            yield ClaimChunk(
+                a,
+                list(claim_ids[a:b]),
+                list(doc_ids[a:b]),
+                list(texts[a:b]),
+                list(paragraphs[a:b]),
+                np.asarray(embeddings[a:b], dtype=np.float32),
+            )
+
+    return lambda: _whole_documents(pieces(), chunk_rows)
+
+
+def file_claims(
+    claims: TableFile, embeddings: TableFile, chunk_rows: int = CHUNK_ROWS
+) -> ClaimSource:
+    """The ``claims`` table and its ``claim_embeddings``, read a batch at a time.
+
+    Raises:
+        ValueError: If a document's claims are not consecutive, or the tables differ in rows.
+        KeyError: If a claim's embedding is not in the same batch (stale embeddings).
+    """
+    from pipeline.embed import align_embeddings
+
+    def pieces() -> Iterator[ClaimChunk]:
+        vectors = _Rows(embeddings.batches(["claim_id", "embedding"], batch_size=chunk_rows))
+        start = 0
+        for batch in claims.batches(["claim_id", "doc_id", "text", "paragraph"], chunk_rows):
+            ids = batch.column("claim_id")
+            yield ClaimChunk(
+                start,
+                ids.to_pylist(),
+                batch.column("doc_id").to_pylist(),
+                batch.column("text").to_pylist(),
+                batch.column("paragraph").to_pylist(),
+                align_embeddings(vectors.take(batch.num_rows), ids),
+            )
+            start += batch.num_rows
+        if not vectors.exhausted():
+            raise ValueError("claim_embeddings has more rows than claims: rematerialize it")
+
+    return lambda: _whole_documents(pieces(), chunk_rows)
+
+
+class _Rows:
+    """Record batches re-cut to any number of rows (two files' batches need not line up)."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch]) -> None:
+        self._batches = batches
+        self._pending: list[pa.RecordBatch] = []
+        self._size = 0
+
+    def exhausted(self) -> bool:
+        """Whether every row has been taken."""
+        while not self._size:
+            batch = next(self._batches, None)
+            if batch is None:
+                return True
+            self._pending, self._size = [batch], batch.num_rows
+        return False
+
+    def take(self, n: int) -> pa.Table:
+        while self._size < n:
+            batch = next(self._batches, None)
+            if batch is None:
+                break
+            self._pending.append(batch)
+            self._size += batch.num_rows
+        table = pa.Table.from_batches(self._pending) if self._pending else pa.table({})
+        if table.num_rows < n:
+            raise ValueError("claim_embeddings has fewer rows than claims: rematerialize it")
+        head, rest = table.slice(0, n), table.slice(n)
+        self._pending, self._size = rest.to_batches(), rest.num_rows
+        return head
+
+
+def _whole_documents(pieces: Iterable[ClaimChunk], chunk_rows: int) -> Iterator[ClaimChunk]:
+    """Chunks of about ``chunk_rows`` claims that end where a document ends."""
+    pending: list[ClaimChunk] = []
+    size = start = 0
+    finished: set[str] = set()
+
+    def checked(chunk: ClaimChunk) -> ClaimChunk:
+        firsts = [0, *(i for i in range(1, len(chunk)) if chunk.doc_ids[i] != chunk.doc_ids[i - 1])]
+        for i in firsts:
+            doc = chunk.doc_ids[i]
+            if doc in finished:
+                raise ValueError(
+                    f"the claims of document {doc} are not consecutive: sort claims by doc_id"
+                )
+            finished.add(doc)
+        return chunk
+
+    for piece in pieces:
+        pending.append(piece)
+        size += len(piece)
+        if size < chunk_rows:
+            continue
+        merged = ClaimChunk.concat(pending)
+        docs = merged.doc_ids
+        cut = next((i for i in range(len(docs) - 1, 0, -1) if docs[i] != docs[i - 1]), 0)
+        if cut == 0:  # one document so far: wait for the next one to start
+            pending = [merged]
+            continue
+        yield checked(merged.rows(0, cut, start))
+        start += cut
+        pending, size = [merged.rows(cut, len(merged), start)], len(merged) - cut
+    if size:
+        yield checked(ClaimChunk.concat(pending).rows(0, size, start))
+
+
 class ThemeModel:
     """Assign claims to named themes and discover the others (scikit-learn style).
 
@@ -176,7 +376,13 @@ class ThemeModel:
         labels_: Primary theme id per claim.
         scores_: Primary score per claim.
         named_scores_: ``(n, n_named)`` context-mixed scores per named theme.
-        themes_: :class:`ThemeInfo` per theme, named first (catalog order), then discovered.
+        themes_: :class:`ThemeInfo` per theme, named first (catalog order), then discovered,
+            broad and ``unassigned``.
+        retired_: Rows of last run's discovered and broad themes that did not come back.
+        doc_ids_: Each document, in order of first appearance.
+        doc_index_: Per claim, its document's position in ``doc_ids_``.
+        sampled_: Whether discovery was fitted on a sample of ``fit_sample`` claims.
+        representative_ids_: Claim id of each theme's representatives, by position.
     """
 
     def __init__(self, vectors: ThemeVectors, config: ThemeConfig | None = None) -> None:
@@ -184,89 +390,228 @@ class ThemeModel:
         self.vectors = vectors
         self.config = config
 
-    def fit(
-        self,
-        embeddings: np.ndarray,
-        texts: Sequence[str],
-        doc_ids: Sequence[str],
-        paragraphs: Sequence[int],
-        claim_ids: Sequence[str],
-        previous: PreviousThemes | None = None,
-    ) -> ThemeModel:
+    def fit(self, claims: ClaimSource, previous: PreviousThemes | None = None) -> ThemeModel:
         """Assign every claim a primary theme.
 
+        Reads ``claims`` two or three times, a chunk at a time.
+
         Args:
-            embeddings: ``(n, dim)`` L2-normalised claim embeddings.
-            texts: Claim texts (for keywords).
-            doc_ids: Document of each claim.
-            paragraphs: Paragraph number of each claim within its document.
-            claim_ids: Claim ids (discovered theme ids derive from their members).
+            claims: The claims with their embeddings (:func:`file_claims`, :func:`array_claims`).
             previous: The last run's themes; their ids are kept for the same themes.
         """
         cfg = self.config or ThemeConfig()
-        n = len(texts)
-        raw = self._raw_scores(embeddings, cfg)
-        scores = _mix_context(raw, doc_ids, paragraphs, cfg.context_weight, cfg.paragraph_share)
-        self.named_scores_ = scores
-        best = scores.argmax(axis=1) if n else np.zeros(0, dtype=int)
-        best_score = scores[np.arange(n), best] if n else np.zeros(0, dtype=np.float32)
-        labels = np.array([self.vectors.keys[b] for b in best], dtype=object)
-        named_mask = best_score >= cfg.assign_threshold
-        labels[~named_mask] = UNASSIGNED
-        final_scores = best_score.astype(np.float32).copy()
+        scan = self._scan(claims, cfg, previous)
+        keys = np.asarray(self.vectors.keys, dtype=object)
+        n = len(scan.best)
+        labels = keys[scan.best] if n else np.zeros(0, dtype=object)
+        labels[~scan.named] = UNASSIGNED
+        scores = scan.best_score.copy()
 
         themes: list[ThemeInfo] = []
         for k, key in enumerate(self.vectors.keys):
             themes.append(ThemeInfo(key, key, "named", np.flatnonzero(labels == key)))
             themes[-1].centroid = _unit(self.vectors.seeds[k].mean(axis=0))
-
-        rest = np.flatnonzero(~named_mask)
-        space = _document_context(embeddings, doc_ids, cfg.discovery_context_weight)
-        rest_ids = [claim_ids[int(i)] for i in rest]
-        known = previous.assignments if previous else {}
-        prev_labels: list[str | None] = [known.get(c) for c in rest_ids]
-        rest_docs = [doc_ids[int(i)] for i in rest]
-        fine = _fine_themes(space[rest], rest_ids, rest_docs, prev_labels, cfg, previous)
+        sample = scan.sample
+        fine = _fine_themes(
+            sample.vectors, sample.claim_ids, sample.doc_ids, sample.previous, cfg, previous
+        )
         for theme_id, members, centroid in fine:
-            idx = rest[members]
-            labels[idx] = theme_id
-            final_scores[idx] = space[idx] @ centroid
-            themes.append(ThemeInfo(theme_id, theme_id, "discovered", idx, centroid))
-        themes += _broad_themes(themes, embeddings, doc_ids, cfg, previous)
+            labels[sample.index[members]] = theme_id
+            scores[sample.index[members]] = sample.vectors[members] @ centroid
+        self.sampled_ = sample.sampled
+        sample.drop_vectors()  # up to fit_sample of them; the other passes read chunks
+        if self.sampled_ and fine:
+            self._assign_unsampled(claims, cfg, previous, fine, scan, labels, scores)
+        for theme_id, _, centroid in fine:
+            members = np.flatnonzero(labels == theme_id)
+            themes.append(ThemeInfo(theme_id, theme_id, "discovered", members, centroid))
+        named_means = {
+            key: _unit(scan.named_sums[k])
+            for k, key in enumerate(self.vectors.keys)
+            if len(themes[k].member_idx)
+        }
+        themes += _broad_themes(
+            themes, scan.doc_vectors, scan.doc_index, named_means, cfg, previous
+        )
         self.retired_ = _retired(themes, previous)
         themes.append(
             ThemeInfo(UNASSIGNED, "Unassigned", UNASSIGNED, np.flatnonzero(labels == UNASSIGNED))
         )
-        # Keywords from at most `keyword_sample` claims per theme, evenly spread: their cost
-        # stays bounded as the corpus grows night after night (a broad theme would otherwise
-        # re-read every claim of its children).
-        keywords = ctfidf_keywords(
-            [" ".join(texts[i] for i in _spread(t.member_idx, cfg.keyword_sample)) for t in themes],
-            cfg.n_keywords,
+        self.labels_ = labels
+        self.scores_ = scores
+        self.named_scores_ = scan.named_scores
+        self.doc_ids_ = scan.doc_ids
+        self.doc_index_ = scan.doc_index
+        self.themes_ = themes
+        self._describe(claims, cfg, named_means)
+        return self
+
+    def _scan(
+        self, claims: ClaimSource, cfg: ThemeConfig, previous: PreviousThemes | None
+    ) -> _Scan:
+        """First pass: named scores, document vectors, and the claims left to discovery."""
+        dim = self.vectors.descriptions.shape[1]
+        n_named = len(self.vectors.keys)
+        named_scores, doc_index, doc_vectors = [], [], []
+        doc_ids: list[str] = []
+        named_sums = np.zeros((n_named, dim), dtype=np.float64)
+        sample = _RestSample(cfg.fit_sample, cfg.random_state, dim)
+        for chunk in claims():
+            scores = _mix_context(
+                self._raw_scores(chunk.embeddings, cfg),
+                chunk.doc_ids,
+                chunk.paragraphs,
+                cfg.context_weight,
+                cfg.paragraph_share,
+            )
+            named_scores.append(scores)
+            groups = _group_ids(chunk.doc_ids)
+            n_docs = int(groups.max()) + 1
+            doc_index.append(groups + len(doc_ids))
+            doc_ids += [chunk.doc_ids[i] for i in np.unique(groups, return_index=True)[1]]
+            doc_vectors.append(_unit_rows(_group_means(chunk.embeddings, groups, n_docs)))
+            best = scores.argmax(axis=1)
+            named = scores[np.arange(len(chunk)), best] >= cfg.assign_threshold
+            for k in np.unique(best[named]):
+                named_sums[k] += chunk.embeddings[named & (best == k)].sum(axis=0)
+            rest = np.flatnonzero(~named)
+            if len(rest):
+                space = _document_context(
+                    chunk.embeddings, chunk.doc_ids, cfg.discovery_context_weight
+                )
+                rest_ids = [chunk.claim_ids[i] for i in rest]
+                sample.add(
+                    chunk.start + rest,
+                    rest_ids,
+                    [chunk.doc_ids[i] for i in rest],
+                    previous.labels_of(rest_ids) if previous else [None] * len(rest),
+                    space[rest],
+                )
+        scores = (
+            np.concatenate(named_scores)
+            if named_scores
+            else np.zeros((0, n_named), dtype=np.float32)
         )
-        for theme, kw in zip(themes, keywords, strict=True):
+        n = len(scores)
+        best = scores.argmax(axis=1) if n else np.zeros(0, dtype=np.int64)
+        best_score = scores[np.arange(n), best] if n else np.zeros(0, dtype=np.float32)
+        return _Scan(
+            named_scores=scores,
+            best=best,
+            best_score=best_score.astype(np.float32),
+            named=best_score >= cfg.assign_threshold,
+            doc_index=np.concatenate(doc_index) if doc_index else np.zeros(0, dtype=np.int64),
+            doc_ids=doc_ids,
+            doc_vectors=(
+                np.concatenate(doc_vectors) if doc_vectors else np.zeros((0, dim), np.float32)
+            ),
+            named_sums=named_sums.astype(np.float32),
+            sample=sample,
+        )
+
+    def _assign_unsampled(
+        self,
+        claims: ClaimSource,
+        cfg: ThemeConfig,
+        previous: PreviousThemes | None,
+        fine: list[tuple[str, np.ndarray, np.ndarray]],
+        scan: _Scan,
+        labels: np.ndarray,
+        scores: np.ndarray,
+    ) -> None:
+        """Second pass, above ``fit_sample``: the claims discovery did not see join its themes.
+
+        Each joins the nearest theme unless it is novel next to every one (then it stays
+        unassigned); a claim that had a theme last night keeps it unless another is clearly
+        closer. The same rules the warm start applies to the claims it fits.
+        """
+        ids = [tid for tid, _, _ in fine]
+        centroids = np.stack([c for _, _, c in fine])
+        column = {tid: c for c, tid in enumerate(ids)}
+        for chunk in claims():
+            a = chunk.start
+            rows = np.flatnonzero(~scan.named[a : a + len(chunk)])
+            rows = rows[~np.isin(a + rows, scan.sample.index)]
+            if not len(rows):
+                continue
+            space = _document_context(chunk.embeddings, chunk.doc_ids, cfg.discovery_context_weight)
+            sims = space[rows] @ centroids.T
+            best = sims.argmax(axis=1)
+            top = sims.max(axis=1)
+            pick = np.where(top >= cfg.novelty_threshold, best, -1)
+            prev = previous.labels_of([chunk.claim_ids[i] for i in rows]) if previous else []
+            for i, p in enumerate(prev):
+                c = column.get(p) if p is not None else None
+                if c is not None and sims[i, c] >= top[i] - cfg.stickiness:
+                    pick[i] = c
+            placed = pick >= 0
+            labels[a + rows[placed]] = np.asarray(ids, dtype=object)[pick[placed]]
+            scores[a + rows[placed]] = sims[np.flatnonzero(placed), pick[placed]]
+
+    def _describe(
+        self, claims: ClaimSource, cfg: ThemeConfig, named_means: Mapping[str, np.ndarray]
+    ) -> None:
+        """Last pass: each theme's keywords, label, representatives and coherence.
+
+        Representatives are the members nearest the centroid, kept as a running top-k; keywords
+        come from at most ``keyword_sample`` claims per theme, evenly spread: their cost stays
+        bounded as the corpus grows night after night (a broad theme would otherwise re-read
+        every claim of its children).
+        """
+        themes = self.themes_
+        position = {t.theme_id: p for p, t in enumerate(themes)}
+        primary = np.fromiter((position[lab] for lab in self.labels_), np.int64, len(self.labels_))
+        parent = np.array([position.get(t.parent_id or "", -1) for t in themes])
+        levels = (primary, parent[primary])  # a claim counts in its theme and in its broad theme
+        picks = [_spread(t.member_idx, cfg.keyword_sample) for t in themes]
+        wanted = np.unique(np.concatenate(picks)) if picks else np.zeros(0, np.int64)
+        texts: dict[int, str] = {}
+        self.representative_ids_: dict[int, str] = {}
+        best = [_TopK(cfg.n_representatives) for _ in themes]
+        totals = np.zeros(len(themes), dtype=np.float64)
+        for chunk in claims():
+            a, b = chunk.start, chunk.start + len(chunk)
+            lo, hi = np.searchsorted(wanted, [a, b])
+            texts |= {int(i): chunk.texts[int(i) - a] for i in wanted[lo:hi]}
+            space = _document_context(chunk.embeddings, chunk.doc_ids, cfg.discovery_context_weight)
+            for level in levels:
+                codes = level[a:b]
+                for p in np.unique(codes[codes >= 0]):
+                    theme = themes[p]
+                    if theme.centroid is None:
+                        continue
+                    rows = np.flatnonzero(codes == p)
+                    clustered = theme.kind in ("discovered", "broad")
+                    sims = (space if clustered else chunk.embeddings)[rows] @ theme.centroid
+                    best[p].add(sims, a + rows, [chunk.claim_ids[i] for i in rows])
+                    if clustered:
+                        totals[p] += float(sims.sum(dtype=np.float64))
+                    else:
+                        totals[p] += float(
+                            (chunk.embeddings[rows] @ named_means[theme.theme_id]).sum(
+                                dtype=np.float64
+                            )
+                        )
+        keywords = ctfidf_keywords(
+            [" ".join(texts[int(i)] for i in pick) for pick in picks], cfg.n_keywords
+        )
+        for p, (theme, kw) in enumerate(zip(themes, keywords, strict=True)):
             theme.keywords = kw
             if theme.kind in ("discovered", "broad"):
                 theme.label = " / ".join(kw[:3]) if kw else theme.theme_id
             if theme.centroid is not None and len(theme.member_idx):
-                vectors = space if theme.kind in ("discovered", "broad") else embeddings
-                sims = vectors[theme.member_idx] @ theme.centroid
-                order = np.argsort(-_ranking(sims), kind="stable")[: cfg.n_representatives]
-                theme.representatives = [int(theme.member_idx[o]) for o in order]
-                if theme.kind in ("discovered", "broad"):
-                    theme.coherence = float(sims.mean())
-                else:
-                    member_centroid = _unit(embeddings[theme.member_idx].mean(axis=0))
-                    theme.coherence = float((embeddings[theme.member_idx] @ member_centroid).mean())
-        self.labels_ = labels
-        self.scores_ = final_scores
-        self.themes_ = themes
-        return self
+                picked = best[p].best()
+                theme.representatives = list(picked)
+                self.representative_ids_ |= picked
+                theme.coherence = totals[p] / len(theme.member_idx)
 
-    def secondary(self) -> list[list[tuple[str, float]]]:
-        """Per claim, named themes other than the primary that also fit, best first."""
+    def secondary(self, start: int = 0, stop: int | None = None) -> list[list[tuple[str, float]]]:
+        """Per claim (``start`` to ``stop``), named themes other than the primary that also fit.
+
+        Best first, at most ``max_secondary``.
+        """
         cfg = self.config or ThemeConfig()
-        scores = self.named_scores_
+        scores = self.named_scores_[start:stop]
         if not len(scores) or not scores.shape[1] or cfg.max_secondary == 0:
             return [[] for _ in range(len(scores))]
         keys = np.asarray(self.vectors.keys, dtype=object)
@@ -274,7 +619,7 @@ class ThemeModel:
         fits = (
             (scores >= cfg.secondary_threshold)
             & (scores >= top - cfg.secondary_margin)
-            & (keys[None, :] != np.asarray(self.labels_, dtype=object)[:, None])
+            & (keys[None, :] != np.asarray(self.labels_[start:stop], dtype=object)[:, None])
         )
         # Rounded scores and a stable sort: cached and fresh embeddings differ by ~1e-7.
         order = np.argsort(-_ranking(scores), axis=1, kind="stable")
@@ -301,6 +646,102 @@ class ThemeModel:
                 / total
             )
         return np.stack(cols, axis=1).astype(np.float32) if cols else np.zeros((len(embeddings), 0))
+
+
+@dataclass(slots=True)
+class _Scan:
+    """What the first pass over the claims keeps (see :meth:`ThemeModel._scan`)."""
+
+    named_scores: np.ndarray  # (n, n_named)
+    best: np.ndarray  # best named theme per claim
+    best_score: np.ndarray
+    named: np.ndarray  # the best named theme clears assign_threshold
+    doc_index: np.ndarray  # per claim, position of its document in doc_ids
+    doc_ids: list[str]
+    doc_vectors: np.ndarray  # (n_docs, dim) unit mean of each document's claims
+    named_sums: np.ndarray  # (n_named, dim) sum of each named theme's members
+    sample: _RestSample
+
+
+class _RestSample:
+    """The claims left to discovery, or ``limit`` of them drawn by a seeded hash of their id.
+
+    The draw depends on the claim ids and ``random_state`` only, not on the order or the
+    chunking, so the same claims are drawn every night they are present. Members are kept in
+    table order: below the limit, discovery sees exactly what it would see in memory.
+    """
+
+    def __init__(self, limit: int, random_state: int, dim: int) -> None:
+        self.limit, self.random_state = limit, random_state
+        self.index = np.zeros(0, dtype=np.int64)
+        self.vectors = np.zeros((0, dim), dtype=np.float32)
+        self.claim_ids: list[str] = []
+        self.doc_ids: list[str] = []
+        self.previous: list[str | None] = []
+        self._priority = np.zeros(0, dtype=np.uint64)
+        self.sampled = False
+
+    def add(
+        self,
+        index: np.ndarray,
+        claim_ids: list[str],
+        doc_ids: list[str],
+        previous: list[str | None],
+        vectors: np.ndarray,
+    ) -> None:
+        """Offer these claims (positions in the table, ascending, after those already held)."""
+        salt = f"{self.random_state}\x1f".encode()
+        priority = np.fromiter(
+            (
+                int.from_bytes(hashlib.sha256(salt + c.encode()).digest()[:8], "big")
+                for c in claim_ids
+            ),
+            dtype=np.uint64,
+            count=len(claim_ids),
+        )
+        self.index = np.concatenate([self.index, index])
+        self.vectors = np.concatenate([self.vectors, vectors])
+        self.claim_ids += claim_ids
+        self.doc_ids += doc_ids
+        self.previous += previous
+        self._priority = np.concatenate([self._priority, priority])
+        if len(self.index) > self.limit:
+            keep = np.sort(np.argpartition(self._priority, self.limit - 1)[: self.limit])
+            self.index, self.vectors = self.index[keep], self.vectors[keep]
+            self._priority = self._priority[keep]
+            self.claim_ids = [self.claim_ids[i] for i in keep]
+            self.doc_ids = [self.doc_ids[i] for i in keep]
+            self.previous = [self.previous[i] for i in keep]
+            self.sampled = True
+
+    def drop_vectors(self) -> None:
+        """Free the vectors once discovery has run."""
+        self.vectors = self.vectors[:0]
+
+
+class _TopK:
+    """The ``k`` highest scores seen so far with their positions; ties go to the lower position.
+
+    Scores are compared rounded (:func:`_ranking`), as the in-memory ranking did.
+    """
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self._scores = np.zeros(0, dtype=np.float64)
+        self._index = np.zeros(0, dtype=np.int64)
+        self._ids = np.zeros(0, dtype=object)
+
+    def add(self, scores: np.ndarray, index: np.ndarray, ids: Sequence[str]) -> None:
+        """Offer more candidates: their scores, positions and claim ids."""
+        all_scores = np.concatenate([self._scores, _ranking(scores)])
+        all_index = np.concatenate([self._index, index])
+        all_ids = np.concatenate([self._ids, np.asarray(ids, dtype=object)])
+        order = np.lexsort((all_index, -all_scores))[: self.k]
+        self._scores, self._index, self._ids = all_scores[order], all_index[order], all_ids[order]
+
+    def best(self) -> dict[int, str]:
+        """Position to claim id, best first."""
+        return {int(i): str(c) for i, c in zip(self._index, self._ids, strict=True)}
 
 
 def _ranking(scores: np.ndarray) -> np.ndarray:
@@ -351,20 +792,25 @@ def _group_mean(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class PreviousThemes:
-    """The last run's discovered and broad themes, read back from its published tables."""
+    """The last run's discovered and broad themes, read back from its published tables.
+
+    Each claim's previous primary theme is kept as sorted fixed-width ids, not a dict: a few
+    dozen bytes a claim instead of a few hundred.
+    """
 
     ids: list[str]
     centroids: np.ndarray
     broad_ids: list[str]
     broad_centroids: np.ndarray
     rows: dict[str, dict[str, Any]]
-    assignments: dict[str, str]
+    claim_keys: np.ndarray  # previous claim ids as bytes, sorted
+    claim_themes: np.ndarray  # index into ``ids`` of each key's primary theme
 
     @classmethod
     def from_rows(
-        cls, themes: Sequence[dict[str, Any]], primaries: Mapping[str, str]
+        cls, themes: Sequence[dict[str, Any]], claim_themes: pa.Table
     ) -> PreviousThemes | None:
-        """Build from `themes` rows and each claim's previous primary theme."""
+        """Build from `themes` rows and the `claim_themes` table (at least its key columns)."""
         active = [r for r in themes if r["status"] == "active" and r["centroid"] is not None]
         fine = [r for r in active if r["kind"] == "discovered"]
         broad = [r for r in active if r["kind"] == "broad"]
@@ -376,15 +822,48 @@ class PreviousThemes:
                 return np.zeros((0, 0), dtype=np.float32)
             return np.asarray([r["centroid"] for r in rows], dtype=np.float32)
 
-        known = {r["theme_id"] for r in fine}
+        ids = [r["theme_id"] for r in fine]
+        primary = claim_themes.filter(
+            pc.and_(
+                pc.equal(claim_themes.column("rank"), 1),
+                pc.is_in(claim_themes.column("theme_id"), pa.array(ids, pa.string())),
+            )
+        )
+        keys = _id_bytes(primary.column("claim_id"))
+        codes = pc.index_in(primary.column("theme_id"), pa.array(ids, pa.string()))
+        themes_of = np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int32)
+        order = np.argsort(keys, kind="stable")
         return cls(
-            [r["theme_id"] for r in fine],
+            ids,
             stack(fine),
             [r["theme_id"] for r in broad],
             stack(broad),
             {r["theme_id"]: dict(r) for r in themes if r["kind"] in ("discovered", "broad")},
-            {c: t for c, t in primaries.items() if t in known},
+            keys[order],
+            themes_of[order],
         )
+
+    def labels_of(self, claim_ids: Sequence[str]) -> list[str | None]:
+        """Each claim's discovered theme last night, or None."""
+        if not len(self.claim_keys) or not claim_ids:
+            return [None] * len(claim_ids)
+        wanted = np.asarray(claim_ids, dtype=bytes)
+        at = np.minimum(np.searchsorted(self.claim_keys, wanted), len(self.claim_keys) - 1)
+        found = self.claim_keys[at] == wanted
+        return [
+            self.ids[self.claim_themes[j]] if f else None for j, f in zip(at, found, strict=True)
+        ]
+
+
+def _id_bytes(ids: pa.ChunkedArray | pa.Array, block: int = 65_536) -> np.ndarray:
+    """Ids as a fixed-width bytes array, converted a block at a time (no list of all of them)."""
+    parts = [
+        np.asarray(ids.slice(a, block).to_pylist(), dtype=bytes) for a in range(0, len(ids), block)
+    ]
+    if not parts:
+        return np.zeros(0, dtype="S1")
+    width = max(p.dtype.itemsize for p in parts)
+    return np.concatenate([p.astype(f"S{width}") for p in parts])
 
 
 def _document_context(embeddings: np.ndarray, doc_ids: Sequence[str], weight: float) -> np.ndarray:
@@ -593,33 +1072,35 @@ def _match_ids(
 
 def _broad_themes(
     themes: list[ThemeInfo],
-    embeddings: np.ndarray,
-    doc_ids: Sequence[str],
+    doc_vectors: np.ndarray,
+    doc_index: np.ndarray,
+    named_means: Mapping[str, np.ndarray],
     cfg: ThemeConfig,
     previous: PreviousThemes | None,
 ) -> list[ThemeInfo]:
     """Broad themes: clusters of whole documents, into which the fine themes roll up.
 
     A broad theme is what an article is about (politics, sport…); fine themes are what its
-    sentences say. Documents (the mean of their claim embeddings) are clustered with k from 2 to
-    ``max_broad`` by silhouette; each fine or named theme joins the broad theme that holds most
-    of its claims' documents. On later runs each document joins the nearest of last night's
-    broad centroids instead (then each centroid moves to its documents' mean), so broad ids
-    stay put. Sets ``parent_id`` on the fine and named themes and returns the broad ones.
+    sentences say. Documents (the unit mean of their claim embeddings, ``doc_vectors``) are
+    clustered with k from 2 to ``max_broad`` by silhouette; each fine or named theme joins the
+    broad theme that holds most of its claims' documents. On later runs each document joins the
+    nearest of last night's broad centroids instead (then each centroid moves to its documents'
+    mean), so broad ids stay put. Sets ``parent_id`` on the fine and named themes and returns
+    the broad ones.
     """
     fine = [t for t in themes if t.kind == "discovered"]
-    groups = _group_ids(doc_ids)
-    n_docs = int(groups.max()) + 1 if len(groups) else 0
+    n_docs = len(doc_vectors)
     if len(fine) < 4 or n_docs < 3:
         return []
-    doc_vecs = _unit_rows(np.asarray(_group_means(embeddings, groups, n_docs)))
     if previous is not None and len(previous.broad_ids) >= 2:
-        doc_cluster: np.ndarray | None = (doc_vecs @ previous.broad_centroids.T).argmax(axis=1)
+        doc_cluster: np.ndarray | None = (doc_vectors @ previous.broad_centroids.T).argmax(axis=1)
     else:
-        doc_cluster = _search_k(doc_vecs, list(range(2, min(cfg.max_broad, n_docs - 1) + 1)), cfg)
+        doc_cluster = _search_k(
+            doc_vectors, list(range(2, min(cfg.max_broad, n_docs - 1) + 1)), cfg
+        )
     if doc_cluster is None:
         return []
-    claim_cluster = doc_cluster[groups]
+    claim_cluster = doc_cluster[doc_index]
 
     def home(members: np.ndarray) -> int:
         # The cluster holding most of these claims' documents (ties: the lower cluster number).
@@ -627,7 +1108,7 @@ def _broad_themes(
 
     fine_home = [home(t.member_idx) for t in fine]
     clusters = sorted(set(fine_home))
-    centroids = [_unit(doc_vecs[doc_cluster == c].mean(axis=0)) for c in clusters]
+    centroids = [_unit(doc_vectors[doc_cluster == c].mean(axis=0)) for c in clusters]
     ids = _match_ids(
         centroids,
         [[t.theme_id for t, h in zip(fine, fine_home, strict=True) if h == c] for c in clusters],
@@ -641,19 +1122,10 @@ def _broad_themes(
         t.parent_id = id_of[h]
     for t in themes:
         if t.kind == "named" and len(t.member_idx):
-            h = home(t.member_idx)
             # A named theme whose documents sit in a cluster with no fine theme joins the
             # broad theme nearest to its claims instead.
-            t.parent_id = (
-                id_of.get(h)
-                or ids[
-                    int(
-                        np.argmax(
-                            np.stack(centroids) @ _unit(embeddings[t.member_idx].mean(axis=0))
-                        )
-                    )
-                ]
-            )
+            nearest = ids[int(np.argmax(np.stack(centroids) @ named_means[t.theme_id]))]
+            t.parent_id = id_of.get(home(t.member_idx)) or nearest
     broad = []
     for tid, centroid in zip(ids, centroids, strict=True):
         children = [t.member_idx for t in themes if t.parent_id == tid]
@@ -731,30 +1203,25 @@ def ctfidf_keywords(class_texts: Sequence[str], top_n: int = 8) -> list[list[str
     return result
 
 
-def assign_themes(
-    model: ThemeModel,
-    catalog: ThemeCatalog,
-    claim_ids: Sequence[str],
-    doc_ids: Sequence[str],
-    doc_dates: Mapping[str, dt.date] | None = None,
-) -> dict[str, list[dict[str, Any]]]:
-    """Turn a fitted model into rows for the four theme tables.
-
-    The tables are `themes`, `claim_themes`, `document_themes` and `theme_trends`.
+def theme_rows(
+    model: ThemeModel, catalog: ThemeCatalog, doc_dates: Mapping[str, dt.date] | None = None
+) -> list[dict[str, Any]]:
+    """Rows of the `themes` table: every theme of a fitted model, then the retired ones.
 
     Args:
         model: A fitted :class:`ThemeModel`.
         catalog: The catalog (labels and descriptions of named themes).
-        claim_ids: Claim ids in the order the model was fitted on.
-        doc_ids: Document of each claim.
-        doc_dates: Each document's date (published, else ingested) for trends and first/last seen.
+        doc_dates: Each document's date (published, else ingested), for first and last seen.
     """
     dates = doc_dates or {}
-    themes_rows = []
+    date_of = [dates.get(d) for d in model.doc_ids_]
+    claim_ids = model.representative_ids_
+    rows = []
     for t in model.themes_:
         named = catalog.themes.get(t.theme_id)
-        seen = sorted({dates[doc_ids[i]] for i in t.member_idx if doc_ids[i] in dates})
-        themes_rows.append(
+        docs = np.unique(model.doc_index_[t.member_idx])
+        seen = sorted(d for d in (date_of[g] for g in docs) if d is not None)
+        rows.append(
             {
                 "theme_id": t.theme_id,
                 "label": named.label if named else t.label,
@@ -773,42 +1240,58 @@ def assign_themes(
                 else None,
             }
         )
-    themes_rows += model.retired_
-    claim_rows = []
-    for i, extra in enumerate(model.secondary()):
-        claim_rows.append(
-            {
-                "claim_id": claim_ids[i],
-                "theme_id": str(model.labels_[i]),
-                "score": float(model.scores_[i]),
-                "rank": 1,
-            }
-        )
-        for rank, (theme_id, score) in enumerate(extra, start=2):
-            claim_rows.append(
-                {"claim_id": claim_ids[i], "theme_id": theme_id, "score": score, "rank": rank}
-            )
+    return rows + model.retired_
+
+
+def claim_theme_table(model: ThemeModel, claim_ids: Sequence[str], start: int = 0) -> pa.Table:
+    """Rows of `claim_themes` for claims ``start`` onwards: the primary theme, then secondaries.
+
+    Called a batch of claims at a time, so the table is written without being held.
+    """
+    stop = start + len(claim_ids)
+    labels, scores = model.labels_[start:stop], model.scores_[start:stop]
+    out: dict[str, list[Any]] = {"claim_id": [], "theme_id": [], "score": [], "rank": []}
+    for i, extra in enumerate(model.secondary(start, stop)):
+        for rank, (theme_id, score) in enumerate(
+            [(str(labels[i]), float(scores[i])), *extra], start=1
+        ):
+            out["claim_id"].append(claim_ids[i])
+            out["theme_id"].append(theme_id)
+            out["score"].append(score)
+            out["rank"].append(rank)
+    return pa.Table.from_pydict(out, schema=SCHEMAS["claim_themes"])
+
+
+def document_theme_table(model: ThemeModel) -> pa.Table:
+    """Rows of `document_themes`: each document's share of claims per primary theme."""
+    counts: dict[tuple[int, str], int] = {}
+    for doc, label in zip(model.doc_index_.tolist(), model.labels_, strict=True):
+        counts[(doc, label)] = counts.get((doc, label), 0) + 1
+    totals = np.bincount(model.doc_index_, minlength=len(model.doc_ids_))
+    out: dict[str, list[Any]] = {"doc_id": [], "theme_id": [], "share": [], "n_claims": []}
+    for (doc, theme_id), n in sorted(
+        counts.items(), key=lambda kv: (model.doc_ids_[kv[0][0]], kv[0][1])
+    ):
+        out["doc_id"].append(model.doc_ids_[doc])
+        out["theme_id"].append(theme_id)
+        out["share"].append(n / int(totals[doc]))
+        out["n_claims"].append(n)
+    return pa.Table.from_pydict(out, schema=SCHEMAS["document_themes"])
+
+
+def trend_table(model: ThemeModel, doc_dates: Mapping[str, dt.date] | None = None) -> pa.Table:
+    """Rows of `theme_trends`: claims and documents per theme and day.
+
+    Broad themes aggregate their children; claims of undated documents are left out.
+    """
+    dates = doc_dates or {}
+    date_of = [dates.get(d) for d in model.doc_ids_]
     parents = {t.theme_id: t.parent_id for t in model.themes_}
-    return {
-        "themes": themes_rows,
-        "claim_themes": claim_rows,
-        "document_themes": _document_mix(doc_ids, list(model.labels_)),
-        "theme_trends": _trends(doc_ids, list(model.labels_), parents, dates),
-    }
-
-
-def _trends(
-    doc_ids: Sequence[str],
-    labels: Sequence[str],
-    parents: Mapping[str, str | None],
-    dates: Mapping[str, dt.date],
-) -> list[dict[str, Any]]:
-    """Claims and documents per theme and day; broad themes aggregate their children."""
     claims: dict[tuple[str, dt.date], int] = {}
-    docs: dict[tuple[str, dt.date], set[str]] = {}
+    docs: dict[tuple[str, dt.date], set[int]] = {}
     per_day: dict[dt.date, int] = {}
-    for doc, label in zip(doc_ids, labels, strict=True):
-        day = dates.get(doc)
+    for doc, label in zip(model.doc_index_.tolist(), model.labels_, strict=True):
+        day = date_of[doc]
         if day is None:
             continue
         per_day[day] = per_day.get(day, 0) + 1
@@ -816,20 +1299,50 @@ def _trends(
             if theme is not None:
                 claims[(theme, day)] = claims.get((theme, day), 0) + 1
                 docs.setdefault((theme, day), set()).add(doc)
-    return [
-        {
-            "theme_id": theme,
-            "date": day,
-            "n_claims": n,
-            "n_documents": len(docs[(theme, day)]),
-            "share": n / per_day[day],
-        }
-        for (theme, day), n in sorted(claims.items())
-    ]
+    out: dict[str, list[Any]] = {
+        "theme_id": [],
+        "date": [],
+        "n_claims": [],
+        "n_documents": [],
+        "share": [],
+    }
+    for (theme, day), n in sorted(claims.items()):
+        out["theme_id"].append(theme)
+        out["date"].append(day)
+        out["n_claims"].append(n)
+        out["n_documents"].append(len(docs[(theme, day)]))
+        out["share"].append(n / per_day[day])
+    return pa.Table.from_pydict(out, schema=SCHEMAS["theme_trends"])
+
+
+def assign_themes(
+    model: ThemeModel,
+    catalog: ThemeCatalog,
+    claim_ids: Sequence[str],
+    doc_dates: Mapping[str, dt.date] | None = None,
+) -> dict[str, pa.Table]:
+    """All four theme tables of a fitted model, in memory (tests, benchmarks, small inputs).
+
+    The tables are `themes`, `claim_themes`, `document_themes` and `theme_trends`; the asset
+    writes `claim_themes` a batch at a time with :func:`claim_theme_table` instead.
+
+    Args:
+        model: A fitted :class:`ThemeModel`.
+        catalog: The catalog (labels and descriptions of named themes).
+        claim_ids: Claim ids in the order the model was fitted on.
+        doc_dates: Each document's date (published, else ingested) for trends and first/last seen.
+    """
+    rows = theme_rows(model, catalog, doc_dates)
+    return {
+        "themes": to_table(rows, SCHEMAS["themes"]),
+        "claim_themes": claim_theme_table(model, claim_ids),
+        "document_themes": document_theme_table(model),
+        "theme_trends": trend_table(model, doc_dates),
+    }
 
 
 def theme_inputs_key(
-    claim_ids: Sequence[str],
+    claim_ids: Iterable[str],
     doc_dates: Mapping[str, dt.date],
     catalog: ThemeCatalog,
     config: ThemeConfig,
@@ -837,14 +1350,20 @@ def theme_inputs_key(
 ) -> str:
     """Hash of everything the theme tables are computed from (claims, dates, settings, model).
 
-    Claim ids hash their text and document, so equal keys mean equal inputs.
+    Claim ids hash their text and document, so equal keys mean equal inputs. They are hashed
+    in table order (the claims table's order is itself determined by its inputs), one at a
+    time.
     """
     from pipeline.manifest import PIPELINE_VERSION
 
+    ids = hashlib.sha256()
+    for claim_id in claim_ids:
+        ids.update(claim_id.encode("utf-8"))
+        ids.update(b"\n")
     h = hashlib.sha256()
     for part in (
         PIPELINE_VERSION,
-        "\n".join(sorted(claim_ids)),
+        ids.hexdigest(),
         "\n".join(f"{d}\t{doc_dates[d].isoformat()}" for d in sorted(doc_dates)),
         catalog.model_dump_json(),
         config.model_dump_json(),
@@ -861,17 +1380,3 @@ def _keyword_description(theme: ThemeInfo) -> str | None:
     if theme.kind == UNASSIGNED:
         return "Claims that fit no named theme and no discovered theme large enough to keep."
     return f"Discovered theme; keywords: {', '.join(theme.keywords)}" if theme.keywords else None
-
-
-def _document_mix(doc_ids: Sequence[str], labels: Sequence[str]) -> list[dict[str, Any]]:
-    counts: dict[str, dict[str, int]] = {}
-    for doc, label in zip(doc_ids, labels, strict=True):
-        per_doc = counts.setdefault(doc, {})
-        per_doc[label] = per_doc.get(label, 0) + 1
-    rows = []
-    for doc in sorted(counts):
-        total = sum(counts[doc].values())
-        for theme_id in sorted(counts[doc]):
-            n = counts[doc][theme_id]
-            rows.append({"doc_id": doc, "theme_id": theme_id, "share": n / total, "n_claims": n})
-    return rows

@@ -63,8 +63,8 @@ def check_schema(table: pa.Table | TableFile, expected: pa.Schema) -> list[str]:
 
 def check_unique(table: pa.Table, column: str) -> list[str]:
     """No value of ``column`` occurs twice."""
-    counts = pc.value_counts(table.column(column)).to_pylist()
-    dupes = [c["values"] for c in counts if c["counts"] > 1]
+    counts = pc.value_counts(table.column(column))
+    dupes = counts.filter(pc.greater(counts.field("counts"), 1)).field("values").to_pylist()
     return [f"{len(dupes)} duplicate {column} values: {_show(dupes)}"] if dupes else []
 
 
@@ -72,7 +72,9 @@ def check_references(
     child: pa.Table, column: str, parent: pa.Table, parent_column: str, what: str
 ) -> list[str]:
     """Every value of ``child[column]`` exists in ``parent[parent_column]``."""
-    missing = set(child.column(column).to_pylist()) - set(parent.column(parent_column).to_pylist())
+    values = pc.unique(child.column(column).combine_chunks())
+    known = pc.is_in(values, value_set=parent.column(parent_column).combine_chunks())
+    missing = pc.filter(values, pc.invert(known)).to_pylist()
     return (
         [f"{len(missing)} {column} values not in {what}: {_show(sorted(missing))}"]
         if missing
@@ -99,13 +101,14 @@ def check_offsets(documents: pa.Table, rows: pa.Table, what: str) -> list[str]:
 
 def check_one_primary(claim_themes: pa.Table, claims: pa.Table) -> list[str]:
     """Every claim has exactly one rank-1 theme row."""
-    primary = (
-        claim_themes.filter(pc.equal(claim_themes.column("rank"), 1)).column("claim_id").to_pylist()
-    )
+    primary = claim_themes.filter(pc.equal(claim_themes.column("rank"), 1)).column("claim_id")
     problems = check_unique(pa.table({"claim_id": primary}), "claim_id")
-    missing = set(claims.column("claim_id").to_pylist()) - set(primary)
-    if missing:
-        problems.append(f"{len(missing)} claims without a rank-1 theme: {_show(sorted(missing))}")
+    ids = claims.column("claim_id").combine_chunks()
+    missing = pc.filter(ids, pc.invert(pc.is_in(ids, value_set=primary.combine_chunks())))
+    if len(missing):
+        problems.append(
+            f"{len(missing)} claims without a rank-1 theme: {_show(sorted(missing.to_pylist()))}"
+        )
     return problems
 
 

@@ -10,6 +10,7 @@ from pipeline.themes import (
     ThemeConfig,
     ThemeModel,
     ThemeVectors,
+    array_claims,
     assign_themes,
     ctfidf_keywords,
     load_catalog,
@@ -60,9 +61,8 @@ def _fit(embedder, texts, doc_ids=None, config=None):
     vectors = ThemeVectors.from_catalog(load_catalog(), embedder.embed)
     doc_ids = doc_ids or ["d"] * len(texts)
     ids = [f"c{i:03d}" for i in range(len(texts))]
-    model = ThemeModel(vectors, config).fit(
-        embedder.embed(texts), texts, doc_ids, list(range(len(texts))), ids
-    )
+    claims = array_claims(embedder.embed(texts), texts, doc_ids, list(range(len(texts))), ids)
+    model = ThemeModel(vectors, config).fit(claims)
     return model, ids, doc_ids
 
 
@@ -90,7 +90,7 @@ def test_named_and_discovered_themes(embedder):
     discovered = [t for t in model.themes_ if t.kind == "discovered"]
     assert discovered, "off-topic claims should form discovered themes"
     assert all(lab.startswith("discovered_") or lab == UNASSIGNED for lab in model.labels_[2:])
-    rows = assign_themes(model, load_catalog(), ids, doc_ids)
+    rows = {k: t.to_pylist() for k, t in assign_themes(model, load_catalog(), ids).items()}
     primaries = [r for r in rows["claim_themes"] if r["rank"] == 1]
     assert sorted(r["claim_id"] for r in primaries) == ids  # exactly one rank-1 row each
     theme_ids = {t["theme_id"] for t in rows["themes"]}
@@ -118,7 +118,7 @@ def test_document_shares_sum_to_one(embedder):
     texts = ["Russia sells gas to China.", "Joint drills were held.", *OFF_TOPIC]
     doc_ids = ["a", "a", *["b"] * len(OFF_TOPIC)]
     model, ids, _ = _fit(embedder, texts, doc_ids=doc_ids)
-    rows = assign_themes(model, load_catalog(), ids, doc_ids)["document_themes"]
+    rows = assign_themes(model, load_catalog(), ids)["document_themes"].to_pylist()
     for doc in ("a", "b"):
         assert sum(r["share"] for r in rows if r["doc_id"] == doc) == pytest.approx(1.0)
 
@@ -135,15 +135,16 @@ def _blobs(n_per: int, centers: list[int], seed: int = 0, dim: int = 16):
     return np.concatenate(rows), topics
 
 
-def _fit_synthetic(x, prefix, previous=None, docs=None):
+def _fit_synthetic(x, prefix, previous=None, docs=None, config=None):
     # A named theme no synthetic claim can reach, so everything goes to discovery.
     far = np.zeros((1, x.shape[1]), dtype=np.float32)
     far[0, -1] = 1.0
     vectors = ThemeVectors(["named_x"], [far], far.copy())
     ids = [f"{prefix}{i:04d}" for i in range(len(x))]
     docs = docs or [f"d{i}" for i in range(len(x))]
-    config = ThemeConfig(discovery_context_weight=0.0)
-    model = ThemeModel(vectors, config).fit(x, ["word"] * len(x), docs, [0] * len(x), ids, previous)
+    config = config or ThemeConfig(discovery_context_weight=0.0)
+    claims = array_claims(x, ["word"] * len(x), docs, [0] * len(x), ids, chunk_rows=50)
+    model = ThemeModel(vectors, config).fit(claims, previous)
     return model, ids
 
 
@@ -153,9 +154,8 @@ def _previous(model, ids):
     catalog = ThemeCatalog.model_validate(
         {"themes": {"named_x": {"label": "X", "description": "x", "seed_phrases": ["x"]}}}
     )
-    rows = assign_themes(model, catalog, ids, [f"d{i}" for i in range(len(ids))])
-    primaries = {r["claim_id"]: r["theme_id"] for r in rows["claim_themes"] if r["rank"] == 1}
-    return PreviousThemes.from_rows(rows["themes"], primaries), rows
+    rows = assign_themes(model, catalog, ids)
+    return PreviousThemes.from_rows(rows["themes"].to_pylist(), rows["claim_themes"]), rows
 
 
 def test_discovered_ids_survive_new_data():
@@ -243,7 +243,7 @@ def test_theme_trends_and_seen_dates(embedder):
     doc_ids = ["a", "b", *[f"o{i}" for i in range(len(OFF_TOPIC))]]
     model, ids, _ = _fit(embedder, texts, doc_ids=doc_ids)
     dates = {d: dt.date(2024, 1, 1 + (i % 2)) for i, d in enumerate(doc_ids)}
-    rows = assign_themes(model, load_catalog(), ids, doc_ids, dates)
+    rows = {k: t.to_pylist() for k, t in assign_themes(model, load_catalog(), ids, dates).items()}
     trends = rows["theme_trends"]
     for day in {dt.date(2024, 1, 1), dt.date(2024, 1, 2)}:
         fine = [r for r in trends if r["date"] == day and not r["theme_id"].startswith("broad_")]
@@ -271,3 +271,90 @@ def test_secondary_themes_follow_threshold_margin_and_order():
     model.labels_ = np.array(["a", "a", UNASSIGNED, "b"], dtype=object)
     picks = [[k for k, _ in row] for row in model.secondary()]
     assert picks == [["b", "c"], [], [], ["a", "c"]]
+
+
+def _same_partition(a, b):
+    """Whether two labellings group the claims the same way (ids may differ)."""
+    pairs = set(zip(a, b, strict=True))
+    return len(pairs) == len(set(a)) == len(set(b))
+
+
+def test_chunking_does_not_change_the_fit():
+    # Chunks of whole documents give each claim the same context as one chunk of everything:
+    # labels, scores, representatives and parents must not depend on the chunk size.
+    x, _ = _blobs(40, [0, 1, 2, 3, 4, 5])
+    docs = [f"d{i // 4:03d}" for i in range(len(x))]  # four claims a document
+    base = ThemeConfig(discovery_context_weight=0.3)
+    whole, ids = _fit_synthetic(x, "c", docs=docs, config=base)
+    vectors = whole.vectors
+    for chunk_rows in (7, 33):
+        claims = array_claims(x, ["word"] * len(x), docs, [0] * len(x), ids, chunk_rows=chunk_rows)
+        small = ThemeModel(vectors, base).fit(claims)
+        assert list(small.labels_) == list(whole.labels_)
+        np.testing.assert_allclose(small.scores_, whole.scores_, atol=1e-6)
+        for a, b in zip(small.themes_, whole.themes_, strict=True):
+            assert (a.theme_id, a.parent_id, a.keywords) == (b.theme_id, b.parent_id, b.keywords)
+            assert a.representatives == b.representatives
+            assert a.coherence == pytest.approx(b.coherence, abs=1e-5)
+
+
+def test_discovery_on_a_sample_assigns_every_claim():
+    # Above fit_sample claims, discovery is fitted on a sample and the rest join its themes:
+    # the same topics come out, and each topic's claims share one theme.
+    x, _ = _blobs(60, [0, 1, 2, 3, 4, 5])
+    config = ThemeConfig(discovery_context_weight=0.0, fit_sample=120)
+    full, _ = _fit_synthetic(x, "c")
+    sampled, _ = _fit_synthetic(x, "c", config=config)
+    assert sampled.sampled_ and not full.sampled_
+    assert UNASSIGNED not in set(sampled.labels_)
+    assert _same_partition(list(sampled.labels_), list(full.labels_))
+    again, _ = _fit_synthetic(x, "c", config=config)
+    assert list(again.labels_) == list(sampled.labels_)
+    # The nightly warm start works the same way on top of a sampled fit.
+    previous, _ = _previous(sampled, [f"c{i:04d}" for i in range(len(x))])
+    extra, _ = _blobs(6, [0, 1, 2, 3, 4, 5], seed=1)
+    second, _ = _fit_synthetic(np.concatenate([x, extra]), "c", previous, config=config)
+    assert list(second.labels_[: len(x)]) == list(sampled.labels_)
+
+
+def test_claims_of_a_document_must_be_consecutive():
+    x, _ = _blobs(3, [0])
+    claims = array_claims(x, ["w"] * 3, ["a", "b", "a"], [0] * 3, ["c0", "c1", "c2"])
+    with pytest.raises(ValueError, match="document a are not consecutive"):
+        list(claims())
+
+
+def test_file_claims_reads_whole_documents_and_refuses_misaligned_embeddings(tmp_path):
+    import pyarrow as pa
+
+    from pipeline.storage import TableFile, write_table
+    from pipeline.themes import file_claims
+
+    n, dim = 25, 4
+    ids = [f"c{i:02d}" for i in range(n)]
+    docs = [f"d{i // 3}" for i in range(n)]
+    claims = pa.table({"claim_id": ids, "doc_id": docs, "text": ["t"] * n, "paragraph": [0] * n})
+    x = np.eye(dim, dtype=np.float32)[np.arange(n) % dim]
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), dim)
+    write_table(claims, tmp_path / "claims.parquet")
+    write_table(pa.table({"claim_id": ids, "embedding": vectors}), tmp_path / "emb.parquet")
+    source = file_claims(
+        TableFile(tmp_path / "claims.parquet"), TableFile(tmp_path / "emb.parquet"), chunk_rows=4
+    )
+    chunks = list(source())
+    assert len(chunks) > 2 and all(c.start % 3 == 0 for c in chunks)  # cut where a document ends
+    assert [i for c in chunks for i in c.claim_ids] == ids
+    np.testing.assert_array_equal(np.concatenate([c.embeddings for c in chunks]), x)
+    shuffled = pa.table({"claim_id": ids[::-1], "embedding": vectors})
+    write_table(shuffled.slice(0, n - 1), tmp_path / "short.parquet")
+    short = file_claims(
+        TableFile(tmp_path / "claims.parquet"), TableFile(tmp_path / "short.parquet")
+    )
+    with pytest.raises(ValueError, match="fewer rows"):
+        list(short())
+    write_table(shuffled, tmp_path / "shuffled.parquet")
+    misaligned = file_claims(
+        TableFile(tmp_path / "claims.parquet"), TableFile(tmp_path / "shuffled.parquet"), 4
+    )
+    with pytest.raises(KeyError, match="rematerialize"):
+        list(misaligned())
