@@ -57,7 +57,7 @@ def theme_tables(
     # Dates only: the documents' texts are most of that table and no theme needs them.
     dated = documents.read(["doc_id", "published_date", "mtime"])
     doc_dates = {d["doc_id"]: d["published_date"] or d["mtime"].date() for d in dated.to_pylist()}
-    claim_ids = (c for b in claims.batches(["claim_id"]) for c in b.column(0).to_pylist())
+    claim_ids = (b.column(0).to_pylist() for b in claims.batches(["claim_id"]))
     key = theme_inputs_key(claim_ids, doc_dates, catalog, config, embedder.cache_key)
     tables = None if settings.full_refresh else _unchanged_tables(settings, key)
     counts: dict[str, Any] = {"refitted": tables is None}

@@ -167,7 +167,9 @@ class TableFile:
         # pre_buffer (pyarrow's default) fetches every row group's column chunks up front:
         # the whole file in memory, the opposite of streaming (measured: 200 MB for 120k
         # embeddings, against a plateau of ~40 MB without).
-        file = pq.ParquetFile(self.path, pre_buffer=False)
+        # buffer_size instead: each column chunk is read through a 1 MiB buffer, not a read
+        # call per page (3-4x faster on 40k embeddings, same memory).
+        file = pq.ParquetFile(self.path, pre_buffer=False, buffer_size=READ_BUFFER)
         yield from file.iter_batches(batch_size=batch_size, columns=columns)
 
     def read(self, columns: list[str] | None = None) -> pa.Table:
@@ -248,6 +250,7 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+READ_BUFFER = 1 << 20  # bytes; see TableFile.batches
 STAGING_DIR = ".staging"
 SCRATCH_DIR = ".scratch"  # streaming steps' files before the IO manager places them
 LOCK_FILE = ".docthemes.lock"

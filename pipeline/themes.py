@@ -185,6 +185,7 @@ class ThemeInfo:
 
 
 CHUNK_ROWS: Final = 16_384
+REPLAY_CLAIMS: Final = 50_000  # at most this many claims are kept between passes (~90 MB)
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,6 +401,7 @@ class ThemeModel:
             previous: The last run's themes; their ids are kept for the same themes.
         """
         cfg = self.config or ThemeConfig()
+        claims = _Replay(claims, REPLAY_CLAIMS)
         scan = self._scan(claims, cfg, previous)
         keys = np.asarray(self.vectors.keys, dtype=object)
         n = len(scan.best)
@@ -663,6 +665,34 @@ class _Scan:
     sample: _RestSample
 
 
+class _Replay:
+    """A source whose chunks are kept after the first pass if they total ``limit`` claims or less.
+
+    Small corpora (BBC's 40,000 claims) are then read once instead of two or three times; the
+    memory this holds is capped by ``limit``, not by the corpus.
+    """
+
+    def __init__(self, source: ClaimSource, limit: int) -> None:
+        self._source, self._limit = source, limit
+        self._kept: list[ClaimChunk] | None = None
+
+    def __call__(self) -> Iterator[ClaimChunk]:
+        """The chunks: from memory once a complete first pass kept them, else read afresh."""
+        return iter(self._kept) if self._kept is not None else self._read()
+
+    def _read(self) -> Iterator[ClaimChunk]:
+        kept: list[ClaimChunk] | None = []
+        held = 0
+        for chunk in self._source():
+            held += len(chunk)
+            if kept is not None and held > self._limit:
+                kept = None
+            elif kept is not None:
+                kept.append(chunk)
+            yield chunk
+        self._kept = kept
+
+
 class _RestSample:
     """The claims left to discovery, or ``limit`` of them drawn by a seeded hash of their id.
 
@@ -674,7 +704,8 @@ class _RestSample:
     def __init__(self, limit: int, random_state: int, dim: int) -> None:
         self.limit, self.random_state = limit, random_state
         self.index = np.zeros(0, dtype=np.int64)
-        self.vectors = np.zeros((0, dim), dtype=np.float32)
+        # Joined when read or pruned, not on every chunk: each join copies every vector held.
+        self._vectors = [np.zeros((0, dim), dtype=np.float32)]
         self.claim_ids: list[str] = []
         self.doc_ids: list[str] = []
         self.previous: list[str | None] = []
@@ -690,33 +721,42 @@ class _RestSample:
         vectors: np.ndarray,
     ) -> None:
         """Offer these claims (positions in the table, ascending, after those already held)."""
-        salt = f"{self.random_state}\x1f".encode()
-        priority = np.fromiter(
-            (
-                int.from_bytes(hashlib.sha256(salt + c.encode()).digest()[:8], "big")
-                for c in claim_ids
-            ),
-            dtype=np.uint64,
-            count=len(claim_ids),
-        )
         self.index = np.concatenate([self.index, index])
-        self.vectors = np.concatenate([self.vectors, vectors])
+        self._vectors.append(vectors)
         self.claim_ids += claim_ids
         self.doc_ids += doc_ids
         self.previous += previous
-        self._priority = np.concatenate([self._priority, priority])
         if len(self.index) > self.limit:
+            # Priorities only once the limit is passed: below it every claim is kept anyway.
+            salt = f"{self.random_state}\x1f".encode()
+            new = self.claim_ids[len(self._priority) :]
+            priority = np.fromiter(
+                (
+                    int.from_bytes(hashlib.sha256(salt + c.encode()).digest()[:8], "big")
+                    for c in new
+                ),
+                dtype=np.uint64,
+                count=len(new),
+            )
+            self._priority = np.concatenate([self._priority, priority])
             keep = np.sort(np.argpartition(self._priority, self.limit - 1)[: self.limit])
-            self.index, self.vectors = self.index[keep], self.vectors[keep]
+            self.index, self._vectors = self.index[keep], [self.vectors[keep]]
             self._priority = self._priority[keep]
             self.claim_ids = [self.claim_ids[i] for i in keep]
             self.doc_ids = [self.doc_ids[i] for i in keep]
             self.previous = [self.previous[i] for i in keep]
             self.sampled = True
 
+    @property
+    def vectors(self) -> np.ndarray:
+        """The held claims' discovery vectors, in table order."""
+        if len(self._vectors) > 1:
+            self._vectors = [np.concatenate(self._vectors)]
+        return self._vectors[0]
+
     def drop_vectors(self) -> None:
         """Free the vectors once discovery has run."""
-        self.vectors = self.vectors[:0]
+        self._vectors = [self.vectors[:0]]
 
 
 class _TopK:
@@ -1342,7 +1382,7 @@ def assign_themes(
 
 
 def theme_inputs_key(
-    claim_ids: Iterable[str],
+    claim_ids: Iterable[Sequence[str]],
     doc_dates: Mapping[str, dt.date],
     catalog: ThemeCatalog,
     config: ThemeConfig,
@@ -1350,16 +1390,15 @@ def theme_inputs_key(
 ) -> str:
     """Hash of everything the theme tables are computed from (claims, dates, settings, model).
 
-    Claim ids hash their text and document, so equal keys mean equal inputs. They are hashed
-    in table order (the claims table's order is itself determined by its inputs), one at a
-    time.
+    Claim ids hash their text and document, so equal keys mean equal inputs. They come in
+    batches, in table order (the claims table's order is itself determined by its inputs); the
+    key does not depend on the batching.
     """
     from pipeline.manifest import PIPELINE_VERSION
 
     ids = hashlib.sha256()
-    for claim_id in claim_ids:
-        ids.update(claim_id.encode("utf-8"))
-        ids.update(b"\n")
+    for batch in claim_ids:
+        ids.update("".join(f"{claim_id}\n" for claim_id in batch).encode("utf-8"))
     h = hashlib.sha256()
     for part in (
         PIPELINE_VERSION,

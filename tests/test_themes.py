@@ -279,15 +279,17 @@ def _same_partition(a, b):
     return len(pairs) == len(set(a)) == len(set(b))
 
 
-def test_chunking_does_not_change_the_fit():
+def test_chunking_does_not_change_the_fit(monkeypatch):
     # Chunks of whole documents give each claim the same context as one chunk of everything:
-    # labels, scores, representatives and parents must not depend on the chunk size.
+    # labels, scores, representatives and parents must not depend on the chunk size, nor on
+    # whether later passes read the chunks again or replay them from memory.
     x, _ = _blobs(40, [0, 1, 2, 3, 4, 5])
     docs = [f"d{i // 4:03d}" for i in range(len(x))]  # four claims a document
     base = ThemeConfig(discovery_context_weight=0.3)
     whole, ids = _fit_synthetic(x, "c", docs=docs, config=base)
     vectors = whole.vectors
-    for chunk_rows in (7, 33):
+    for chunk_rows, replay in ((7, 0), (33, 0), (33, 10_000)):
+        monkeypatch.setattr("pipeline.themes.REPLAY_CLAIMS", replay)
         claims = array_claims(x, ["word"] * len(x), docs, [0] * len(x), ids, chunk_rows=chunk_rows)
         small = ThemeModel(vectors, base).fit(claims)
         assert list(small.labels_) == list(whole.labels_)
