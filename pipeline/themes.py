@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from pipeline.embed import align_embeddings
 from pipeline.ids import stable_id
 from pipeline.schemas import SCHEMAS, to_table
 from pipeline.storage import TableFile
@@ -277,7 +278,6 @@ def file_claims(
         ValueError: If a document's claims are not consecutive, or the tables differ in rows.
         KeyError: If a claim's embedding is not in the same batch (stale embeddings).
     """
-    from pipeline.embed import align_embeddings
 
     def pieces() -> Iterator[ClaimChunk]:
         vectors = _Rows(embeddings.batches(["claim_id", "embedding"], batch_size=chunk_rows))
@@ -542,10 +542,7 @@ class ThemeModel:
             top = sims.max(axis=1)
             pick = np.where(top >= cfg.novelty_threshold, best, -1)
             prev = previous.labels_of([chunk.claim_ids[i] for i in rows]) if previous else []
-            for i, p in enumerate(prev):
-                c = column.get(p) if p is not None else None
-                if c is not None and sims[i, c] >= top[i] - cfg.stickiness:
-                    pick[i] = c
+            _keep_previous(pick, sims, top, prev, column, cfg.stickiness)
             placed = pick >= 0
             labels[a + rows[placed]] = np.asarray(ids, dtype=object)[pick[placed]]
             scores[a + rows[placed]] = sims[np.flatnonzero(placed), pick[placed]]
@@ -1029,11 +1026,8 @@ def _fine_themes(
         sims = x @ centroids.T
         best = sims.max(axis=1)
         column = {tid: c for c, tid in enumerate(previous.ids)}
-        for i, prev in enumerate(prev_labels):
-            # Hysteresis: a claim keeps its theme unless another is clearly closer.
-            c = column.get(prev) if prev is not None else None
-            if c is not None and labels[i] >= 0 and sims[i, c] >= best[i] - cfg.stickiness:
-                labels[i] = c
+        # Claims with a theme last night are never novel, so every one of them is placed here.
+        _keep_previous(labels, sims, best, prev_labels, column, cfg.stickiness)
         if len(novel) >= 2 * cfg.min_cluster_size:
             sub = _search_k(x[novel], _k_grid(len(novel), cfg), cfg)
             if sub is not None:
@@ -1076,6 +1070,24 @@ def _fine_themes(
         cfg.match_threshold,
     )
     return [(tid, m, c) for tid, (m, c) in zip(ids, clusters, strict=True)]
+
+
+def _keep_previous(
+    labels: np.ndarray,
+    sims: np.ndarray,
+    top: np.ndarray,
+    previous: Sequence[str | None],
+    column: Mapping[str, int],
+    stickiness: float,
+) -> None:
+    """Hysteresis: a claim keeps last night's theme unless another is closer by ``stickiness``.
+
+    ``labels`` (theme columns of ``sims``) are changed in place; ``top`` is each row's best sim.
+    """
+    for i, prev in enumerate(previous):
+        c = column.get(prev) if prev is not None else None
+        if c is not None and sims[i, c] >= top[i] - stickiness:
+            labels[i] = c
 
 
 def _match_ids(
