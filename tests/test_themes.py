@@ -279,7 +279,7 @@ def _same_partition(a, b):
     return len(pairs) == len(set(a)) == len(set(b))
 
 
-def test_chunking_does_not_change_the_fit(monkeypatch):
+def test_chunking_does_not_change_the_fit():
     # Chunks of whole documents give each claim the same context as one chunk of everything:
     # labels, scores, representatives and parents must not depend on the chunk size, nor on
     # whether later passes read the chunks again or replay them from memory.
@@ -289,9 +289,9 @@ def test_chunking_does_not_change_the_fit(monkeypatch):
     whole, ids = _fit_synthetic(x, "c", docs=docs, config=base)
     vectors = whole.vectors
     for chunk_rows, replay in ((7, 0), (33, 0), (33, 10_000)):
-        monkeypatch.setattr("pipeline.themes.REPLAY_CLAIMS", replay)
         claims = array_claims(x, ["word"] * len(x), docs, [0] * len(x), ids, chunk_rows=chunk_rows)
-        small = ThemeModel(vectors, base).fit(claims)
+        config = base.model_copy(update={"replay_claims": replay})
+        small = ThemeModel(vectors, config).fit(claims)
         assert list(small.labels_) == list(whole.labels_)
         np.testing.assert_allclose(small.scores_, whole.scores_, atol=1e-6)
         for a, b in zip(small.themes_, whole.themes_, strict=True):

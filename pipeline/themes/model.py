@@ -1,0 +1,347 @@
+"""model."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.themes.base import (
+    UNASSIGNED,
+    ThemeInfo,
+    document_context,
+    group_ids,
+    group_means,
+    ranking,
+    unit,
+    unit_rows,
+)
+from pipeline.themes.catalog import ThemeVectors
+from pipeline.themes.config import ThemeConfig
+from pipeline.themes.discovery import RestSample, fine_themes, keep_previous
+from pipeline.themes.hierarchy import broad_themes, retired_rows
+from pipeline.themes.keywords import ctfidf_keywords, spread
+from pipeline.themes.previous import PreviousThemes
+from pipeline.themes.scoring import mix_context
+from pipeline.themes.source import ClaimSource, Replay
+
+
+class ThemeModel:
+    """Assign claims to named themes and discover the others (scikit-learn style).
+
+    Args:
+        vectors: The embedded catalog.
+        config: Thresholds and weights.
+
+    Attributes (after ``fit``):
+        labels_: Primary theme id per claim.
+        scores_: Primary score per claim.
+        named_scores_: ``(n, n_named)`` context-mixed scores per named theme.
+        themes_: :class:`ThemeInfo` per theme, named first (catalog order), then discovered,
+            broad and ``unassigned``.
+        retired_: Rows of last run's discovered and broad themes that did not come back.
+        doc_ids_: Each document, in order of first appearance.
+        doc_index_: Per claim, its document's position in ``doc_ids_``.
+        sampled_: Whether discovery was fitted on a sample of ``fit_sample`` claims.
+        representative_ids_: Claim id of each theme's representatives, by position.
+    """
+
+    def __init__(self, vectors: ThemeVectors, config: ThemeConfig | None = None) -> None:
+        """Store parameters only; all work happens in :meth:`fit`."""
+        self.vectors = vectors
+        self.config = config
+
+    def fit(self, claims: ClaimSource, previous: PreviousThemes | None = None) -> ThemeModel:
+        """Assign every claim a primary theme.
+
+        Reads ``claims`` two or three times, a chunk at a time.
+
+        Args:
+            claims: The claims with their embeddings (:func:`file_claims`, :func:`array_claims`).
+            previous: The last run's themes; their ids are kept for the same themes.
+        """
+        cfg = self.config or ThemeConfig()
+        claims = Replay(claims, cfg.replay_claims)
+        scan = self._scan(claims, cfg, previous)
+        keys = np.asarray(self.vectors.keys, dtype=object)
+        n = len(scan.best)
+        labels = keys[scan.best] if n else np.zeros(0, dtype=object)
+        labels[~scan.named] = UNASSIGNED
+        scores = scan.best_score.copy()
+
+        themes: list[ThemeInfo] = []
+        for k, key in enumerate(self.vectors.keys):
+            themes.append(ThemeInfo(key, key, "named", np.flatnonzero(labels == key)))
+            themes[-1].centroid = unit(self.vectors.seeds[k].mean(axis=0))
+        sample = scan.sample
+        fine = fine_themes(
+            sample.vectors, sample.claim_ids, sample.doc_ids, sample.previous, cfg, previous
+        )
+        for theme_id, members, centroid in fine:
+            labels[sample.index[members]] = theme_id
+            scores[sample.index[members]] = sample.vectors[members] @ centroid
+        self.sampled_ = sample.sampled
+        sample.drop_vectors()  # up to fit_sample of them; the other passes read chunks
+        if self.sampled_ and fine:
+            self._assign_unsampled(claims, cfg, previous, fine, scan, labels, scores)
+        for theme_id, _, centroid in fine:
+            members = np.flatnonzero(labels == theme_id)
+            themes.append(ThemeInfo(theme_id, theme_id, "discovered", members, centroid))
+        named_means = {
+            key: unit(scan.named_sums[k])
+            for k, key in enumerate(self.vectors.keys)
+            if len(themes[k].member_idx)
+        }
+        themes += broad_themes(themes, scan.doc_vectors, scan.doc_index, named_means, cfg, previous)
+        self.retired_ = retired_rows(themes, previous)
+        themes.append(
+            ThemeInfo(UNASSIGNED, "Unassigned", UNASSIGNED, np.flatnonzero(labels == UNASSIGNED))
+        )
+        self.labels_ = labels
+        self.scores_ = scores
+        self.named_scores_ = scan.named_scores
+        self.doc_ids_ = scan.doc_ids
+        self.doc_index_ = scan.doc_index
+        self.themes_ = themes
+        self._describe(claims, cfg, named_means)
+        return self
+
+    def _scan(
+        self, claims: ClaimSource, cfg: ThemeConfig, previous: PreviousThemes | None
+    ) -> _Scan:
+        """First pass: named scores, document vectors, and the claims left to discovery."""
+        dim = self.vectors.descriptions.shape[1]
+        n_named = len(self.vectors.keys)
+        named_scores, doc_index, doc_vectors = [], [], []
+        doc_ids: list[str] = []
+        named_sums = np.zeros((n_named, dim), dtype=np.float64)
+        sample = RestSample(cfg.fit_sample, cfg.random_state, dim)
+        for chunk in claims():
+            scores = mix_context(
+                self._raw_scores(chunk.embeddings, cfg),
+                chunk.doc_ids,
+                chunk.paragraphs,
+                cfg.context_weight,
+                cfg.paragraph_share,
+            )
+            named_scores.append(scores)
+            groups = group_ids(chunk.doc_ids)
+            n_docs = int(groups.max()) + 1
+            doc_index.append(groups + len(doc_ids))
+            doc_ids += [chunk.doc_ids[i] for i in np.unique(groups, return_index=True)[1]]
+            doc_vectors.append(unit_rows(group_means(chunk.embeddings, groups, n_docs)))
+            best = scores.argmax(axis=1)
+            named = scores[np.arange(len(chunk)), best] >= cfg.assign_threshold
+            for k in np.unique(best[named]):
+                named_sums[k] += chunk.embeddings[named & (best == k)].sum(axis=0)
+            rest = np.flatnonzero(~named)
+            if len(rest):
+                space = document_context(
+                    chunk.embeddings, chunk.doc_ids, cfg.discovery_context_weight
+                )
+                rest_ids = [chunk.claim_ids[i] for i in rest]
+                sample.add(
+                    chunk.start + rest,
+                    rest_ids,
+                    [chunk.doc_ids[i] for i in rest],
+                    previous.labels_of(rest_ids) if previous else [None] * len(rest),
+                    space[rest],
+                )
+        scores = (
+            np.concatenate(named_scores)
+            if named_scores
+            else np.zeros((0, n_named), dtype=np.float32)
+        )
+        n = len(scores)
+        best = scores.argmax(axis=1) if n else np.zeros(0, dtype=np.int64)
+        best_score = scores[np.arange(n), best] if n else np.zeros(0, dtype=np.float32)
+        return _Scan(
+            named_scores=scores,
+            best=best,
+            best_score=best_score.astype(np.float32),
+            named=best_score >= cfg.assign_threshold,
+            doc_index=np.concatenate(doc_index) if doc_index else np.zeros(0, dtype=np.int64),
+            doc_ids=doc_ids,
+            doc_vectors=(
+                np.concatenate(doc_vectors) if doc_vectors else np.zeros((0, dim), np.float32)
+            ),
+            named_sums=named_sums.astype(np.float32),
+            sample=sample,
+        )
+
+    def _assign_unsampled(
+        self,
+        claims: ClaimSource,
+        cfg: ThemeConfig,
+        previous: PreviousThemes | None,
+        fine: list[tuple[str, np.ndarray, np.ndarray]],
+        scan: _Scan,
+        labels: np.ndarray,
+        scores: np.ndarray,
+    ) -> None:
+        """Second pass, above ``fit_sample``: the claims discovery did not see join its themes.
+
+        Each joins the nearest theme unless it is novel next to every one (then it stays
+        unassigned); a claim that had a theme last night keeps it unless another is clearly
+        closer. The same rules the warm start applies to the claims it fits.
+        """
+        ids = [tid for tid, _, _ in fine]
+        centroids = np.stack([c for _, _, c in fine])
+        column = {tid: c for c, tid in enumerate(ids)}
+        for chunk in claims():
+            a = chunk.start
+            rows = np.flatnonzero(~scan.named[a : a + len(chunk)])
+            rows = rows[~np.isin(a + rows, scan.sample.index)]
+            if not len(rows):
+                continue
+            space = document_context(chunk.embeddings, chunk.doc_ids, cfg.discovery_context_weight)
+            sims = space[rows] @ centroids.T
+            best = sims.argmax(axis=1)
+            top = sims.max(axis=1)
+            pick = np.where(top >= cfg.novelty_threshold, best, -1)
+            prev = previous.labels_of([chunk.claim_ids[i] for i in rows]) if previous else []
+            keep_previous(pick, sims, top, prev, column, cfg.stickiness)
+            placed = pick >= 0
+            labels[a + rows[placed]] = np.asarray(ids, dtype=object)[pick[placed]]
+            scores[a + rows[placed]] = sims[np.flatnonzero(placed), pick[placed]]
+
+    def _describe(
+        self, claims: ClaimSource, cfg: ThemeConfig, named_means: Mapping[str, np.ndarray]
+    ) -> None:
+        """Last pass: each theme's keywords, label, representatives and coherence.
+
+        Representatives are the members nearest the centroid, kept as a running top-k; keywords
+        come from at most ``keyword_sample`` claims per theme, evenly spread: their cost stays
+        bounded as the corpus grows night after night (a broad theme would otherwise re-read
+        every claim of its children).
+        """
+        themes = self.themes_
+        position = {t.theme_id: p for p, t in enumerate(themes)}
+        primary = np.fromiter((position[lab] for lab in self.labels_), np.int64, len(self.labels_))
+        parent = np.array([position.get(t.parent_id or "", -1) for t in themes])
+        levels = (primary, parent[primary])  # a claim counts in its theme and in its broad theme
+        picks = [spread(t.member_idx, cfg.keyword_sample) for t in themes]
+        wanted = np.unique(np.concatenate(picks)) if picks else np.zeros(0, np.int64)
+        texts: dict[int, str] = {}
+        self.representative_ids_: dict[int, str] = {}
+        best = [TopK(cfg.n_representatives) for _ in themes]
+        totals = np.zeros(len(themes), dtype=np.float64)
+        for chunk in claims():
+            a, b = chunk.start, chunk.start + len(chunk)
+            lo, hi = np.searchsorted(wanted, [a, b])
+            texts |= {int(i): chunk.texts[int(i) - a] for i in wanted[lo:hi]}
+            space = document_context(chunk.embeddings, chunk.doc_ids, cfg.discovery_context_weight)
+            for level in levels:
+                codes = level[a:b]
+                for p in np.unique(codes[codes >= 0]):
+                    theme = themes[p]
+                    if theme.centroid is None:
+                        continue
+                    rows = np.flatnonzero(codes == p)
+                    clustered = theme.kind in ("discovered", "broad")
+                    sims = (space if clustered else chunk.embeddings)[rows] @ theme.centroid
+                    best[p].add(sims, a + rows, [chunk.claim_ids[i] for i in rows])
+                    if clustered:
+                        totals[p] += float(sims.sum(dtype=np.float64))
+                    else:
+                        totals[p] += float(
+                            (chunk.embeddings[rows] @ named_means[theme.theme_id]).sum(
+                                dtype=np.float64
+                            )
+                        )
+        keywords = ctfidf_keywords(
+            [" ".join(texts[int(i)] for i in pick) for pick in picks], cfg.n_keywords
+        )
+        for p, (theme, kw) in enumerate(zip(themes, keywords, strict=True)):
+            theme.keywords = kw
+            if theme.kind in ("discovered", "broad"):
+                theme.label = " / ".join(kw[:3]) if kw else theme.theme_id
+            if theme.centroid is not None and len(theme.member_idx):
+                picked = best[p].best()
+                theme.representatives = list(picked)
+                self.representative_ids_ |= picked
+                theme.coherence = totals[p] / len(theme.member_idx)
+
+    def secondary(self, start: int = 0, stop: int | None = None) -> list[list[tuple[str, float]]]:
+        """Per claim (``start`` to ``stop``), named themes other than the primary that also fit.
+
+        Best first, at most ``max_secondary``.
+        """
+        cfg = self.config or ThemeConfig()
+        scores = self.named_scores_[start:stop]
+        if not len(scores) or not scores.shape[1] or cfg.max_secondary == 0:
+            return [[] for _ in range(len(scores))]
+        keys = np.asarray(self.vectors.keys, dtype=object)
+        top = scores.max(axis=1, keepdims=True)
+        fits = (
+            (scores >= cfg.secondary_threshold)
+            & (scores >= top - cfg.secondary_margin)
+            & (keys[None, :] != np.asarray(self.labels_[start:stop], dtype=object)[:, None])
+        )
+        # Rounded scores and a stable sort: cached and fresh embeddings differ by ~1e-7.
+        order = np.argsort(-ranking(scores), axis=1, kind="stable")
+        out: list[list[tuple[str, float]]] = [[] for _ in range(len(scores))]
+        for i in np.flatnonzero(fits.any(axis=1)):
+            picks = [(str(keys[j]), float(scores[i, j])) for j in order[i] if fits[i, j]]
+            out[i] = picks[: cfg.max_secondary]
+        return out
+
+    def _raw_scores(self, embeddings: np.ndarray, cfg: ThemeConfig) -> np.ndarray:
+        total = cfg.seed_weight + cfg.centroid_weight + cfg.description_weight
+        cols = []
+        for k in range(len(self.vectors.keys)):
+            seed_sims = embeddings @ self.vectors.seeds[k].T
+            seed_max = seed_sims.max(axis=1) if len(embeddings) else np.zeros(0)
+            centroid = embeddings @ unit(self.vectors.seeds[k].mean(axis=0))
+            desc = embeddings @ self.vectors.descriptions[k]
+            cols.append(
+                (
+                    cfg.seed_weight * seed_max
+                    + cfg.centroid_weight * centroid
+                    + cfg.description_weight * desc
+                )
+                / total
+            )
+        return np.stack(cols, axis=1).astype(np.float32) if cols else np.zeros((len(embeddings), 0))
+
+
+@dataclass(slots=True)
+class _Scan:
+    """What the first pass over the claims keeps (see :meth:`ThemeModel._scan`)."""
+
+    named_scores: np.ndarray  # (n, n_named)
+    best: np.ndarray  # best named theme per claim
+    best_score: np.ndarray
+    named: np.ndarray  # the best named theme clears assign_threshold
+    doc_index: np.ndarray  # per claim, position of its document in doc_ids
+    doc_ids: list[str]
+    doc_vectors: np.ndarray  # (n_docs, dim) unit mean of each document's claims
+    named_sums: np.ndarray  # (n_named, dim) sum of each named theme's members
+    sample: RestSample
+
+
+class TopK:
+    """The ``k`` highest scores seen so far with their positions; ties go to the lower position.
+
+    Scores are compared rounded (:func:`ranking`), as the in-memory ranking did.
+    """
+
+    def __init__(self, k: int) -> None:
+        """Keep the best ``k``."""
+        self.k = k
+        self._scores = np.zeros(0, dtype=np.float64)
+        self._index = np.zeros(0, dtype=np.int64)
+        self._ids = np.zeros(0, dtype=object)
+
+    def add(self, scores: np.ndarray, index: np.ndarray, ids: Sequence[str]) -> None:
+        """Offer more candidates: their scores, positions and claim ids."""
+        all_scores = np.concatenate([self._scores, ranking(scores)])
+        all_index = np.concatenate([self._index, index])
+        all_ids = np.concatenate([self._ids, np.asarray(ids, dtype=object)])
+        order = np.lexsort((all_index, -all_scores))[: self.k]
+        self._scores, self._index, self._ids = all_scores[order], all_index[order], all_ids[order]
+
+    def best(self) -> dict[int, str]:
+        """Position to claim id, best first."""
+        return {int(i): str(c) for i, c in zip(self._index, self._ids, strict=True)}
