@@ -1,5 +1,6 @@
 """Dagster resources: the embedding model, the pipeline settings and the run lock."""
 
+import hashlib
 import os
 import sys
 import threading
@@ -188,6 +189,13 @@ class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
     theme_catalog: str | None = Field(
         default=None, description="Theme catalog YAML (DOCTHEMES_THEME_CATALOG); packaged default."
     )
+    theme_labels: str | None = Field(
+        default=None,
+        description=(
+            "Analysts' labels CSV (DOCTHEMES_THEME_LABELS): claim_id or text, theme_id or "
+            "not:<theme_id>; used as examples by the next run (docs/themes.md)."
+        ),
+    )
     extensions: list[str] = Field(default_factory=lambda: [".txt"])
     max_file_bytes: int = Field(default=5_000_000, gt=0)
     legacy_encodings: list[str] = Field(default_factory=lambda: ["cp1252", "latin_1"])
@@ -205,6 +213,8 @@ class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
         ThemeConfig.model_validate(self.themes)
         if self.theme_catalog is not None and not os.path.isfile(self.theme_catalog):
             raise ValueError(f"theme_catalog {self.theme_catalog!r} is not a file")
+        if self.theme_labels is not None and not os.path.isfile(self.theme_labels):
+            raise ValueError(f"theme_labels {self.theme_labels!r} is not a file")
         return self
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
@@ -227,6 +237,12 @@ class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
     def catalog(self) -> ThemeCatalog:
         """The validated theme catalog."""
         return load_catalog(self.theme_catalog)
+
+    def theme_labels_sha256(self) -> str | None:
+        """SHA-256 of the labels file's bytes, or None without one."""
+        if self.theme_labels is None:
+            return None
+        return hashlib.sha256(Path(self.theme_labels).read_bytes()).hexdigest()
 
     def theme_config(self) -> ThemeConfig:
         """Validated theme settings."""
@@ -269,6 +285,7 @@ def settings_from_env() -> PipelineSettings:
         raw_dir=os.environ.get("DOCTHEMES_RAW_DIR") or DEFAULT_RAW_DIR,
         processed_dir=processed_dir_from_env(),
         theme_catalog=os.environ.get("DOCTHEMES_THEME_CATALOG") or None,
+        theme_labels=os.environ.get("DOCTHEMES_THEME_LABELS") or None,
     )
 
 

@@ -37,6 +37,7 @@ def runs(
     config = {
         "settings": settings.model_dump(),
         "catalog_sha256": sha256_hex(settings.catalog().model_dump_json()),
+        "theme_labels_sha256": settings.theme_labels_sha256(),
         "embedder": {"model": embedder.model_name, "batch_size": embedder.batch_size},
     }
     published = store.publish(run_id)

@@ -1,11 +1,13 @@
 """Theme assets: themes, each claim's themes, each document's theme mix, and trends per day."""
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import dagster as dg
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from assets.checks import THEME_CHECKS, check_specs, schema_results, theme_results
 from assets.embeddings import CACHE_DIR
@@ -25,6 +27,7 @@ from pipeline.themes import (
     theme_rows,
     trend_table,
 )
+from pipeline.themes.feedback import load_feedback
 
 THEME_TABLES = ("themes", "claim_themes", "document_themes", "theme_trends")
 
@@ -54,20 +57,40 @@ def theme_tables(
     boundary claims each night, one Lloyd step at a time).
     """
     catalog, config = settings.catalog(), settings.theme_config()
+    feedback = (
+        load_feedback(settings.theme_labels, catalog.themes, *_claim_lookups(claims))
+        if settings.theme_labels
+        else None
+    )
     # Dates only: the documents' texts are most of that table and no theme needs them.
     dated = documents.read(["doc_id", "published_date", "mtime"])
     doc_dates = {d["doc_id"]: d["published_date"] or d["mtime"].date() for d in dated.to_pylist()}
     claim_ids = (b.column(0).to_pylist() for b in claims.batches(["claim_id"]))
-    key = theme_inputs_key(claim_ids, doc_dates, catalog, config, embedder.cache_key)
+    key = theme_inputs_key(
+        claim_ids,
+        doc_dates,
+        catalog,
+        config,
+        embedder.cache_key,
+        feedback.sha256 if feedback else "",
+    )
     tables = None if settings.full_refresh else _unchanged_tables(settings, key)
     counts: dict[str, Any] = {"refitted": tables is None}
+    if feedback is not None:
+        counts |= {"theme_labels_rows": feedback.rows, "theme_labels_sha256": feedback.sha256}
     if tables is None:
         cache = EmbeddingCache(settings.store.base_dir / CACHE_DIR, embedder.cache_key)
-        vectors = ThemeVectors.from_catalog(
-            catalog, lambda texts: embed_with_cache(texts, embedder.embed, cache).vectors
-        )
+
+        def embed(texts: list[str]) -> np.ndarray:
+            return embed_with_cache(texts, embedder.embed, cache).vectors
+
+        examples = feedback.examples if feedback else ()
+        vectors = ThemeVectors.from_catalog(catalog, embed, examples)
         previous = None if settings.full_refresh else _previous_themes(settings)
-        model = ThemeModel(vectors, config).fit(file_claims(claims, claim_embeddings), previous)
+        labels = feedback.claim_labels if feedback else None
+        model = ThemeModel(vectors, config, labels, keyword_embed=embed).fit(
+            file_claims(claims, claim_embeddings), previous
+        )
         kinds = [t.kind for t in model.themes_]
         counts |= {k: kinds.count(k) for k in ("named", "discovered", "broad")}
         counts["retired"] = len(model.retired_)
@@ -89,6 +112,33 @@ def theme_tables(
     for name, table in tables.items():
         yield dg.Output(table, output_name=name, metadata=counts if name == "themes" else None)
     yield from checks
+
+
+def _claim_lookups(
+    claims: TableFile,
+) -> tuple[Callable[[set[str]], dict[str, str]], Callable[[set[str]], dict[str, list[str]]]]:
+    """Look-ups of claims by id and by exact text, a batch at a time (for the labels file)."""
+
+    def scan(column: str, wanted: set[str]) -> Iterator[tuple[str, str]]:
+        if not wanted:
+            return
+        values = pa.array(sorted(wanted), pa.string())
+        for batch in claims.batches(["claim_id", "text"]):
+            hit = batch.filter(pc.is_in(batch.column(column), value_set=values))
+            yield from zip(
+                hit.column("claim_id").to_pylist(), hit.column("text").to_pylist(), strict=True
+            )
+
+    def texts(ids: set[str]) -> dict[str, str]:
+        return dict(scan("claim_id", ids))
+
+    def ids_of(wanted: set[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for claim_id, text in scan("text", wanted):
+            out.setdefault(text, []).append(claim_id)
+        return out
+
+    return texts, ids_of
 
 
 def _write_claim_themes(

@@ -162,6 +162,27 @@ CLAIM_THEMES = _schema(
         _f("theme_id", pa.string(), "Theme."),
         _f("score", pa.float32(), "Similarity score of the claim to the theme."),
         _f("rank", pa.int16(), "1 = primary; 2, 3... secondary themes above threshold."),
+        _f(
+            "margin",
+            pa.float32(),
+            "Primary rows: score minus the runner-up's (the next named theme or the background "
+            "for named themes, the next centroid for discovered ones); null otherwise.",
+            nullable=True,
+        ),
+        _f(
+            "evidence",
+            pa.string(),
+            "Why: the theme's seed phrase or analyst example nearest the claim; for discovered "
+            "themes their most representative claim; null for unassigned.",
+            nullable=True,
+        ),
+        _f(
+            "evidence_kind",
+            pa.string(),
+            "seed, label, feedback (an analyst's example), analyst_label (this claim was "
+            "labelled), representative; null for unassigned.",
+            nullable=True,
+        ),
     ],
     "Claim-to-theme assignments; exactly one rank-1 row per claim.",
 )

@@ -253,24 +253,31 @@ def test_theme_trends_and_seen_dates(embedder):
     assert (energy["first_seen"], energy["last_seen"]) == (dt.date(2024, 1, 1), dt.date(2024, 1, 2))
 
 
-def test_secondary_themes_follow_threshold_margin_and_order():
-    # Secondary themes: other named themes >= secondary_threshold and within the margin of the
-    # best, best first, at most max_secondary, never the primary itself.
+def test_secondary_themes_follow_threshold_background_margin_and_order():
+    # Secondary themes: other named themes that clear the background as a primary must, score
+    # >= secondary_threshold and lie within secondary_margin of the best; best first, at most
+    # max_secondary, never the primary itself.
     keys = ["a", "b", "c", "d"]
     vecs = np.eye(4, dtype=np.float32)
-    model = ThemeModel(ThemeVectors(keys, [v[None] for v in vecs], vecs), ThemeConfig())
+    config = ThemeConfig(
+        assign_threshold=0.2, secondary_threshold=0.5, secondary_margin=0.08, background_margin=0.1
+    )
+    model = ThemeModel(ThemeVectors(keys, [v[None] for v in vecs], vecs), config)
     model.named_scores_ = np.array(
         [
             [0.60, 0.58, 0.55, 0.40],  # b and c fit; d is below the threshold
             [0.90, 0.70, 0.20, 0.10],  # b is outside the margin
             [0.30, 0.20, 0.10, 0.00],  # unassigned, nothing fits
             [0.56, 0.57, 0.56, 0.56],  # ties keep catalog order; capped at two
+            [0.60, 0.58, 0.58, 0.10],  # b and c are too close to their background
         ],
         dtype=np.float32,
     )
-    model.labels_ = np.array(["a", "a", UNASSIGNED, "b"], dtype=object)
+    model.background_ = np.full_like(model.named_scores_, 0.4)
+    model.background_[4, 1:3] = 0.5
+    model.labels_ = np.array(["a", "a", UNASSIGNED, "b", "a"], dtype=object)
     picks = [[k for k, _ in row] for row in model.secondary()]
-    assert picks == [["b", "c"], [], [], ["a", "c"]]
+    assert picks == [["b", "c"], [], [], ["a", "c"], []]
 
 
 def _same_partition(a, b):

@@ -1,11 +1,11 @@
-"""catalog."""
+"""The theme catalog (YAML) and its embedded form."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import yaml
@@ -59,23 +59,82 @@ def load_catalog(path: str | Path | None = None) -> ThemeCatalog:
 
 
 @dataclass(frozen=True, slots=True)
+class Example:
+    """A labelled statement: a positive example of ``theme_id``, or a negative one (``not:``).
+
+    ``theme_id`` may be ``unassigned``: a statement that belongs to no named theme, used as
+    background.
+    """
+
+    text: str
+    theme_id: str
+    positive: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class ThemeVectors:
-    """Embedded catalog: per theme, its seed phrase vectors and description vector."""
+    """Embedded catalog (and analyst examples): what named-theme scores are computed from.
+
+    Per theme, ``seeds`` holds the label, the seed phrases and the positive examples, with their
+    texts in ``seed_texts`` and where each comes from in ``seed_kinds`` (``label``, ``seed``,
+    ``feedback``); ``negatives`` the ``not:`` examples. ``background`` holds the catalog's
+    background statements and the examples labelled ``unassigned``.
+    """
 
     keys: list[str]
     seeds: list[np.ndarray]
     descriptions: np.ndarray  # (n_themes, dim)
+    seed_texts: list[list[str]] = field(default_factory=list)
+    seed_kinds: list[list[str]] = field(default_factory=list)
+    background: np.ndarray | None = None  # (n_background, dim)
+    negatives: list[np.ndarray] = field(default_factory=list)
 
     @classmethod
-    def from_catalog(cls, catalog: ThemeCatalog, embed: Any) -> ThemeVectors:
-        """Embed the catalog with ``embed(texts) -> (n, dim)`` normalised vectors."""
+    def from_catalog(
+        cls,
+        catalog: ThemeCatalog,
+        embed: Callable[[list[str]], np.ndarray],
+        examples: Sequence[Example] = (),
+    ) -> ThemeVectors:
+        """Embed the catalog and ``examples`` with ``embed(texts) -> (n, dim)`` unit vectors.
+
+        Raises:
+            ValueError: If an example names a theme that is not in the catalog.
+        """
         keys = sorted(catalog.themes)
+        for ex in examples:
+            if ex.theme_id not in catalog.themes and ex.theme_id != UNASSIGNED:
+                raise ValueError(f"example for unknown theme {ex.theme_id!r}: {ex.text[:80]!r}")
         # The label is itself a short seed phrase ("Energy axis"), often used verbatim in text.
-        phrases = [[catalog.themes[k].label, *catalog.themes[k].seed_phrases] for k in keys]
+        texts = [
+            [catalog.themes[k].label, *catalog.themes[k].seed_phrases]
+            + [e.text for e in examples if e.positive and e.theme_id == k]
+            for k in keys
+        ]
+        kinds = [
+            ["label"]
+            + ["seed"] * len(catalog.themes[k].seed_phrases)
+            + ["feedback"] * (len(t) - 1 - len(catalog.themes[k].seed_phrases))
+            for k, t in zip(keys, texts, strict=True)
+        ]
+        negatives = [[e.text for e in examples if not e.positive and e.theme_id == k] for k in keys]
+        background = list(catalog.background) + [
+            e.text for e in examples if e.positive and e.theme_id == UNASSIGNED
+        ]
         descriptions = [catalog.themes[k].description for k in keys]
+        groups = [*texts, *negatives, background, descriptions]
         # One call for the whole catalog: each call is a cache lookup.
-        vectors = np.asarray(embed([p for ps in phrases for p in ps] + descriptions), np.float32)
-        bounds = np.cumsum([0] + [len(ps) for ps in phrases])
-        seeds = [vectors[bounds[i] : bounds[i + 1]] for i in range(len(keys))]
-        desc = vectors[bounds[-1] :]
-        return cls(keys, seeds, desc)
+        flat = [t for group in groups for t in group]
+        vectors = np.asarray(embed(flat), np.float32) if flat else np.zeros((0, 0), np.float32)
+        bounds = np.cumsum([0] + [len(g) for g in groups])
+        parts = [vectors[bounds[i] : bounds[i + 1]] for i in range(len(groups))]
+        n = len(keys)
+        return cls(
+            keys,
+            parts[:n],
+            parts[-1],
+            texts,
+            kinds,
+            parts[-2] if background else None,
+            parts[n : 2 * n],
+        )

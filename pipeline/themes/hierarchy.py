@@ -1,4 +1,8 @@
-"""hierarchy."""
+"""The theme hierarchy: broad themes, discovered themes nested in named ones, retired themes.
+
+Broad themes are clusters of documents; a discovered theme plainly about a named theme becomes
+its child; themes of last night that did not come back are kept as retired rows.
+"""
 
 from __future__ import annotations
 
@@ -31,9 +35,10 @@ def broad_themes(
     mean), so broad ids stay put. Sets ``parent_id`` on the fine and named themes and returns
     the broad ones.
     """
-    fine = [t for t in themes if t.kind == "discovered"]
+    discovered = [t for t in themes if t.kind == "discovered"]
+    fine = [t for t in discovered if t.parent_id is None]  # not nested in a named theme
     n_docs = len(doc_vectors)
-    if len(fine) < 4 or n_docs < 3:
+    if len(discovered) < 4 or not fine or n_docs < 3:
         return []
     if previous is not None and len(previous.broad_ids) >= 2:
         doc_cluster: np.ndarray | None = (doc_vectors @ previous.broad_centroids.T).argmax(axis=1)
@@ -67,9 +72,17 @@ def broad_themes(
             # broad theme nearest to its claims instead.
             nearest = ids[int(np.argmax(np.stack(centroids) @ named_means[t.theme_id]))]
             t.parent_id = id_of.get(home(t.member_idx)) or nearest
+    parent_of = {t.theme_id: t.parent_id for t in themes}
+
+    def root(theme_id: str) -> str:
+        while parent_of.get(theme_id) is not None:
+            theme_id = str(parent_of[theme_id])
+        return theme_id
+
     broad = []
     for tid, centroid in zip(ids, centroids, strict=True):
-        children = [t.member_idx for t in themes if t.parent_id == tid]
+        # A broad theme holds its children's claims and those of the themes nested in them.
+        children = [t.member_idx for t in themes if t.parent_id and root(t.theme_id) == tid]
         members = np.sort(np.concatenate(children)) if children else np.zeros(0, dtype=np.int64)
         broad.append(ThemeInfo(tid, tid, "broad", members, centroid))
     return broad
@@ -85,3 +98,26 @@ def retired_rows(themes: list[ThemeInfo], previous: PreviousThemes | None) -> li
         for tid, row in sorted(previous.rows.items())
         if tid not in alive
     ]
+
+
+def nest_in_named(
+    themes: list[ThemeInfo], named_scores: np.ndarray, background: np.ndarray, cfg: ThemeConfig
+) -> None:
+    """Make each discovered theme that is plainly about a named theme that theme's child.
+
+    Its claims each fell short of the named theme on their own, but a cluster whose claims
+    clear that theme's background on average (by ``nest_margin``) and reach its score floor
+    is a facet of it ("oil / drilling" inside the energy theme), not a theme beside it. Sets
+    ``parent_id`` to the named theme; the claims keep the discovered theme as primary.
+    """
+    named = [t for t in themes if t.kind == "named"]
+    if not named:
+        return
+    for theme in themes:
+        if theme.kind != "discovered" or not len(theme.member_idx):
+            continue
+        scores = named_scores[theme.member_idx]
+        lead = (scores - background[theme.member_idx]).mean(axis=0)
+        j = int(np.argmax(lead))
+        if lead[j] >= cfg.nest_margin and scores[:, j].mean() >= cfg.assign_threshold:
+            theme.parent_id = named[j].theme_id

@@ -1,8 +1,8 @@
-"""model."""
+"""ThemeModel: named themes first, discovery for the rest, then hierarchy and descriptions."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,10 +20,11 @@ from pipeline.themes.base import (
 from pipeline.themes.catalog import ThemeVectors
 from pipeline.themes.config import ThemeConfig
 from pipeline.themes.discovery import RestSample, fine_themes, keep_previous
-from pipeline.themes.hierarchy import broad_themes, retired_rows
-from pipeline.themes.keywords import ctfidf_keywords, spread
+from pipeline.themes.feedback import ClaimLabels
+from pipeline.themes.hierarchy import broad_themes, nest_in_named, retired_rows
+from pipeline.themes.keywords import spread, theme_keywords
 from pipeline.themes.previous import PreviousThemes
-from pipeline.themes.scoring import mix_context
+from pipeline.themes.scoring import named_scores, passes
 from pipeline.themes.source import ClaimSource, Replay
 
 
@@ -31,13 +32,20 @@ class ThemeModel:
     """Assign claims to named themes and discover the others (scikit-learn style).
 
     Args:
-        vectors: The embedded catalog.
+        vectors: The embedded catalog (with the analysts' examples, if any).
         config: Thresholds and weights.
+        claim_labels: Analysts' labels of claims of this corpus: they decide those claims.
+        keyword_embed: ``embed(texts) -> unit vectors`` for reranking keywords (MMR); None
+            keeps the c-TF-IDF order.
 
     Attributes (after ``fit``):
         labels_: Primary theme id per claim.
         scores_: Primary score per claim.
+        margins_: Primary score minus the runner-up's per claim (NaN when unassigned).
+        labelled_: Whether an analyst's label decided the claim.
         named_scores_: ``(n, n_named)`` context-mixed scores per named theme.
+        background_: ``(n, n_named)`` context-mixed background score against each theme.
+        nearest_seed_: ``(n, n_named)`` index of each theme's seed nearest to the claim.
         themes_: :class:`ThemeInfo` per theme, named first (catalog order), then discovered,
             broad and ``unassigned``.
         retired_: Rows of last run's discovered and broad themes that did not come back.
@@ -47,10 +55,18 @@ class ThemeModel:
         representative_ids_: Claim id of each theme's representatives, by position.
     """
 
-    def __init__(self, vectors: ThemeVectors, config: ThemeConfig | None = None) -> None:
+    def __init__(
+        self,
+        vectors: ThemeVectors,
+        config: ThemeConfig | None = None,
+        claim_labels: ClaimLabels | None = None,
+        keyword_embed: Callable[[list[str]], np.ndarray] | None = None,
+    ) -> None:
         """Store parameters only; all work happens in :meth:`fit`."""
         self.vectors = vectors
         self.config = config
+        self.claim_labels = claim_labels
+        self.keyword_embed = keyword_embed
 
     def fit(self, claims: ClaimSource, previous: PreviousThemes | None = None) -> ThemeModel:
         """Assign every claim a primary theme.
@@ -69,6 +85,7 @@ class ThemeModel:
         labels = keys[scan.best] if n else np.zeros(0, dtype=object)
         labels[~scan.named] = UNASSIGNED
         scores = scan.best_score.copy()
+        margins = np.where(scan.named, scan.margin, np.nan).astype(np.float32)
 
         themes: list[ThemeInfo] = []
         for k, key in enumerate(self.vectors.keys):
@@ -78,13 +95,17 @@ class ThemeModel:
         fine = fine_themes(
             sample.vectors, sample.claim_ids, sample.doc_ids, sample.previous, cfg, previous
         )
-        for theme_id, members, centroid in fine:
-            labels[sample.index[members]] = theme_id
-            scores[sample.index[members]] = sample.vectors[members] @ centroid
+        if fine:
+            sims = sample.vectors @ np.stack([c for _, _, c in fine]).T
+            for c, (theme_id, members, _) in enumerate(fine):
+                rows = sample.index[members]
+                labels[rows] = theme_id
+                scores[rows] = sims[members, c]
+                margins[rows] = _centroid_margin(sims[members], c)
         self.sampled_ = sample.sampled
         sample.drop_vectors()  # up to fit_sample of them; the other passes read chunks
         if self.sampled_ and fine:
-            self._assign_unsampled(claims, cfg, previous, fine, scan, labels, scores)
+            self._assign_unsampled(claims, cfg, previous, fine, scan, labels, scores, margins)
         for theme_id, _, centroid in fine:
             members = np.flatnonzero(labels == theme_id)
             themes.append(ThemeInfo(theme_id, theme_id, "discovered", members, centroid))
@@ -93,6 +114,7 @@ class ThemeModel:
             for k, key in enumerate(self.vectors.keys)
             if len(themes[k].member_idx)
         }
+        nest_in_named(themes, scan.named_scores, scan.background, cfg)
         themes += broad_themes(themes, scan.doc_vectors, scan.doc_index, named_means, cfg, previous)
         self.retired_ = retired_rows(themes, previous)
         themes.append(
@@ -100,7 +122,11 @@ class ThemeModel:
         )
         self.labels_ = labels
         self.scores_ = scores
+        self.margins_ = margins
+        self.labelled_ = scan.labelled
         self.named_scores_ = scan.named_scores
+        self.background_ = scan.background
+        self.nearest_seed_ = scan.nearest
         self.doc_ids_ = scan.doc_ids
         self.doc_index_ = scan.doc_index
         self.themes_ = themes
@@ -113,26 +139,49 @@ class ThemeModel:
         """First pass: named scores, document vectors, and the claims left to discovery."""
         dim = self.vectors.descriptions.shape[1]
         n_named = len(self.vectors.keys)
-        named_scores, doc_index, doc_vectors = [], [], []
+        empty: dict[str, np.ndarray] = {
+            "theme": np.zeros((0, n_named), np.float32),
+            "background": np.zeros((0, n_named), np.float32),
+            "nearest": np.zeros((0, n_named), np.int32),
+            "best": np.zeros(0, np.int64),
+            "score": np.zeros(0, np.float32),
+            "named": np.zeros(0, bool),
+            "margin": np.zeros(0, np.float32),
+            "labelled": np.zeros(0, bool),
+        }
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in empty}
+        doc_index, doc_vectors = [], []
         doc_ids: list[str] = []
         named_sums = np.zeros((n_named, dim), dtype=np.float64)
         sample = RestSample(cfg.fit_sample, cfg.random_state, dim)
         for chunk in claims():
-            scores = mix_context(
-                self._raw_scores(chunk.embeddings, cfg),
-                chunk.doc_ids,
-                chunk.paragraphs,
-                cfg.context_weight,
-                cfg.paragraph_share,
+            scored = named_scores(
+                chunk.embeddings, chunk.doc_ids, chunk.paragraphs, self.vectors, cfg
             )
-            named_scores.append(scores)
+            veto, forced = self._labels_of(chunk.claim_ids)
+            best, score, named, margin = scored.decide(cfg, veto)
+            for i, theme in forced.items():
+                named[i] = theme >= 0
+                if theme >= 0:
+                    best[i], score[i] = theme, scored.theme[i, theme]
+            labelled = np.zeros(len(chunk), dtype=bool)
+            labelled[list(forced)] = True
+            for key, value in (
+                ("theme", scored.theme),
+                ("background", scored.background),
+                ("nearest", scored.nearest),
+                ("best", best),
+                ("score", score),
+                ("named", named),
+                ("margin", margin),
+                ("labelled", labelled),
+            ):
+                parts[key].append(value)
             groups = group_ids(chunk.doc_ids)
             n_docs = int(groups.max()) + 1
             doc_index.append(groups + len(doc_ids))
             doc_ids += [chunk.doc_ids[i] for i in np.unique(groups, return_index=True)[1]]
             doc_vectors.append(unit_rows(group_means(chunk.embeddings, groups, n_docs)))
-            best = scores.argmax(axis=1)
-            named = scores[np.arange(len(chunk)), best] >= cfg.assign_threshold
             for k in np.unique(best[named]):
                 named_sums[k] += chunk.embeddings[named & (best == k)].sum(axis=0)
             rest = np.flatnonzero(~named)
@@ -148,19 +197,18 @@ class ThemeModel:
                     previous.labels_of(rest_ids) if previous else [None] * len(rest),
                     space[rest],
                 )
-        scores = (
-            np.concatenate(named_scores)
-            if named_scores
-            else np.zeros((0, n_named), dtype=np.float32)
-        )
-        n = len(scores)
-        best = scores.argmax(axis=1) if n else np.zeros(0, dtype=np.int64)
-        best_score = scores[np.arange(n), best] if n else np.zeros(0, dtype=np.float32)
+        joined: dict[str, np.ndarray] = {
+            k: np.concatenate(v) if v else empty[k] for k, v in parts.items()
+        }
         return _Scan(
-            named_scores=scores,
-            best=best,
-            best_score=best_score.astype(np.float32),
-            named=best_score >= cfg.assign_threshold,
+            named_scores=joined["theme"],
+            background=joined["background"],
+            nearest=joined["nearest"],
+            best=joined["best"],
+            best_score=joined["score"].astype(np.float32),
+            named=joined["named"],
+            margin=joined["margin"],
+            labelled=joined["labelled"],
             doc_index=np.concatenate(doc_index) if doc_index else np.zeros(0, dtype=np.int64),
             doc_ids=doc_ids,
             doc_vectors=(
@@ -169,6 +217,25 @@ class ThemeModel:
             named_sums=named_sums.astype(np.float32),
             sample=sample,
         )
+
+    def _labels_of(self, claim_ids: Sequence[str]) -> tuple[np.ndarray | None, dict[int, int]]:
+        """Analysts' labels of these claims: a veto mask on themes, and forced themes.
+
+        A forced theme is a column of ``vectors.keys``, or -1 for ``unassigned``.
+        """
+        labels = self.claim_labels
+        if not labels:
+            return None, {}
+        column = {k: j for j, k in enumerate(self.vectors.keys)}
+        veto = np.zeros((len(claim_ids), len(column)), dtype=bool)
+        forced: dict[int, int] = {}
+        for i, claim_id in enumerate(claim_ids):
+            for theme in labels.negative.get(claim_id, ()):
+                veto[i, column[theme]] = True
+            theme_id = labels.positive.get(claim_id)
+            if theme_id is not None:
+                forced[i] = column.get(theme_id, -1)
+        return (veto if veto.any() else None), forced
 
     def _assign_unsampled(
         self,
@@ -179,6 +246,7 @@ class ThemeModel:
         scan: _Scan,
         labels: np.ndarray,
         scores: np.ndarray,
+        margins: np.ndarray,
     ) -> None:
         """Second pass, above ``fit_sample``: the claims discovery did not see join its themes.
 
@@ -205,6 +273,9 @@ class ThemeModel:
             placed = pick >= 0
             labels[a + rows[placed]] = np.asarray(ids, dtype=object)[pick[placed]]
             scores[a + rows[placed]] = sims[np.flatnonzero(placed), pick[placed]]
+            for c in np.unique(pick[placed]):
+                own = np.flatnonzero(pick == c)
+                margins[a + rows[own]] = _centroid_margin(sims[own], int(c))
 
     def _describe(
         self, claims: ClaimSource, cfg: ThemeConfig, named_means: Mapping[str, np.ndarray]
@@ -219,8 +290,8 @@ class ThemeModel:
         themes = self.themes_
         position = {t.theme_id: p for p, t in enumerate(themes)}
         primary = np.fromiter((position[lab] for lab in self.labels_), np.int64, len(self.labels_))
-        parent = np.array([position.get(t.parent_id or "", -1) for t in themes])
-        levels = (primary, parent[primary])  # a claim counts in its theme and in its broad theme
+        broad = np.array([position.get(_broad_of(t, themes, position) or "", -1) for t in themes])
+        levels = (primary, broad[primary])  # a claim counts in its theme and in its broad theme
         picks = [spread(t.member_idx, cfg.keyword_sample) for t in themes]
         wanted = np.unique(np.concatenate(picks)) if picks else np.zeros(0, np.int64)
         texts: dict[int, str] = {}
@@ -241,7 +312,12 @@ class ThemeModel:
                     rows = np.flatnonzero(codes == p)
                     clustered = theme.kind in ("discovered", "broad")
                     sims = (space if clustered else chunk.embeddings)[rows] @ theme.centroid
-                    best[p].add(sims, a + rows, [chunk.claim_ids[i] for i in rows])
+                    best[p].add(
+                        sims,
+                        a + rows,
+                        [chunk.claim_ids[i] for i in rows],
+                        [chunk.texts[i] for i in rows],
+                    )
                     if clustered:
                         totals[p] += float(sims.sum(dtype=np.float64))
                     else:
@@ -250,9 +326,13 @@ class ThemeModel:
                                 dtype=np.float64
                             )
                         )
-        keywords = ctfidf_keywords(
-            [" ".join(texts[int(i)] for i in pick) for pick in picks], cfg.n_keywords
+        keywords = theme_keywords(
+            [[texts[int(i)] for i in pick] for pick in picks],
+            [t.centroid for t in themes],
+            cfg,
+            self.keyword_embed,
         )
+        self.representative_texts_: dict[str, str] = {}
         for p, (theme, kw) in enumerate(zip(themes, keywords, strict=True)):
             theme.keywords = kw
             if theme.kind in ("discovered", "broad"):
@@ -262,10 +342,14 @@ class ThemeModel:
                 theme.representatives = list(picked)
                 self.representative_ids_ |= picked
                 theme.coherence = totals[p] / len(theme.member_idx)
+                if best[p].texts:
+                    self.representative_texts_[theme.theme_id] = best[p].texts[0]
 
     def secondary(self, start: int = 0, stop: int | None = None) -> list[list[tuple[str, float]]]:
         """Per claim (``start`` to ``stop``), named themes other than the primary that also fit.
 
+        A secondary theme clears the background as a primary must, scores at least
+        ``secondary_threshold`` and is within ``secondary_margin`` of the best named score.
         Best first, at most ``max_secondary``.
         """
         cfg = self.config or ThemeConfig()
@@ -275,7 +359,8 @@ class ThemeModel:
         keys = np.asarray(self.vectors.keys, dtype=object)
         top = scores.max(axis=1, keepdims=True)
         fits = (
-            (scores >= cfg.secondary_threshold)
+            passes(scores, self.background_[start:stop], cfg)
+            & (scores >= cfg.secondary_threshold)
             & (scores >= top - cfg.secondary_margin)
             & (keys[None, :] != np.asarray(self.labels_[start:stop], dtype=object)[:, None])
         )
@@ -287,33 +372,38 @@ class ThemeModel:
             out[i] = picks[: cfg.max_secondary]
         return out
 
-    def _raw_scores(self, embeddings: np.ndarray, cfg: ThemeConfig) -> np.ndarray:
-        total = cfg.seed_weight + cfg.centroid_weight + cfg.description_weight
-        cols = []
-        for k in range(len(self.vectors.keys)):
-            seed_sims = embeddings @ self.vectors.seeds[k].T
-            seed_max = seed_sims.max(axis=1) if len(embeddings) else np.zeros(0)
-            centroid = embeddings @ unit(self.vectors.seeds[k].mean(axis=0))
-            desc = embeddings @ self.vectors.descriptions[k]
-            cols.append(
-                (
-                    cfg.seed_weight * seed_max
-                    + cfg.centroid_weight * centroid
-                    + cfg.description_weight * desc
-                )
-                / total
-            )
-        return np.stack(cols, axis=1).astype(np.float32) if cols else np.zeros((len(embeddings), 0))
+    def evidence(self, i: int, theme_id: str) -> tuple[str | None, str | None]:
+        """Why claim ``i`` is in ``theme_id``: the nearest seed or example, and its kind.
+
+        Kinds: ``seed``, ``label`` (the theme's label), ``feedback`` (an analyst's example),
+        ``analyst_label`` (an analyst labelled this claim), ``representative`` (a discovered or
+        broad theme: its most representative claim). Unassigned claims have none.
+        """
+        if self.labelled_[i] and self.labels_[i] == theme_id:
+            return "labelled by an analyst", "analyst_label"
+        keys = self.vectors.keys
+        if theme_id in keys:
+            j = keys.index(theme_id)
+            seed = int(self.nearest_seed_[i, j])
+            if j >= len(self.vectors.seed_texts):  # vectors built without their texts
+                return None, None
+            return self.vectors.seed_texts[j][seed], self.vectors.seed_kinds[j][seed]
+        text = self.representative_texts_.get(theme_id)
+        return (text, "representative") if text is not None else (None, None)
 
 
 @dataclass(slots=True)
 class _Scan:
     """What the first pass over the claims keeps (see :meth:`ThemeModel._scan`)."""
 
-    named_scores: np.ndarray  # (n, n_named)
+    named_scores: np.ndarray  # (n, n_named) context-mixed theme scores
+    background: np.ndarray  # (n, n_named) context-mixed background scores
+    nearest: np.ndarray  # (n, n_named) nearest seed of each theme
     best: np.ndarray  # best named theme per claim
     best_score: np.ndarray
-    named: np.ndarray  # the best named theme clears assign_threshold
+    named: np.ndarray  # the best named theme is assigned (scoring.passes, or an analyst)
+    margin: np.ndarray  # best named score minus the runner-up (theme or background)
+    labelled: np.ndarray  # an analyst's label decided the claim
     doc_index: np.ndarray  # per claim, position of its document in doc_ids
     doc_ids: list[str]
     doc_vectors: np.ndarray  # (n_docs, dim) unit mean of each document's claims
@@ -333,15 +423,43 @@ class TopK:
         self._scores = np.zeros(0, dtype=np.float64)
         self._index = np.zeros(0, dtype=np.int64)
         self._ids = np.zeros(0, dtype=object)
+        self._texts = np.zeros(0, dtype=object)
 
-    def add(self, scores: np.ndarray, index: np.ndarray, ids: Sequence[str]) -> None:
-        """Offer more candidates: their scores, positions and claim ids."""
+    def add(
+        self, scores: np.ndarray, index: np.ndarray, ids: Sequence[str], texts: Sequence[str]
+    ) -> None:
+        """Offer more candidates: their scores, positions, claim ids and texts."""
         all_scores = np.concatenate([self._scores, ranking(scores)])
         all_index = np.concatenate([self._index, index])
         all_ids = np.concatenate([self._ids, np.asarray(ids, dtype=object)])
+        all_texts = np.concatenate([self._texts, np.asarray(texts, dtype=object)])
         order = np.lexsort((all_index, -all_scores))[: self.k]
-        self._scores, self._index, self._ids = all_scores[order], all_index[order], all_ids[order]
+        self._scores, self._index = all_scores[order], all_index[order]
+        self._ids, self._texts = all_ids[order], all_texts[order]
+
+    @property
+    def texts(self) -> list[str]:
+        """Texts of the best, best first."""
+        return [str(t) for t in self._texts]
 
     def best(self) -> dict[int, str]:
         """Position to claim id, best first."""
         return {int(i): str(c) for i, c in zip(self._index, self._ids, strict=True)}
+
+
+def _centroid_margin(sims: np.ndarray, column: int) -> np.ndarray:
+    """Each row's cosine to centroid ``column`` minus its best cosine to another centroid."""
+    own = sims[:, column]
+    if sims.shape[1] < 2:
+        return np.full(len(sims), np.nan, dtype=np.float32)
+    others = np.delete(sims, column, axis=1).max(axis=1)
+    out: np.ndarray = (own - others).astype(np.float32)
+    return out
+
+
+def _broad_of(theme: ThemeInfo, themes: list[ThemeInfo], position: Mapping[str, int]) -> str | None:
+    """The broad theme above ``theme`` (through a named parent, for a nested theme), if any."""
+    parent = theme.parent_id
+    while parent is not None and themes[position[parent]].kind != "broad":
+        parent = themes[position[parent]].parent_id
+    return parent

@@ -1,12 +1,125 @@
-"""scoring."""
+"""Named-theme scores, the calibrated decision to assign one, and the evidence behind it.
+
+For a claim and a named theme, the raw score blends three cosines (see docs/themes.md): the
+mean of the claim's ``seed_top_k`` best seed phrases (or analyst examples), the seeds' centroid,
+and the theme's description. The same claim's *background* score is the mean of its
+``seed_top_k`` best background statements (ordinary news that belongs to no theme) or, for a
+theme with ``not:`` examples, the closer of those.
+
+Cosines of a real news sentence to short generic statements are low (mostly 0.2-0.5) and depend
+on the corpus, so an absolute threshold alone does not transfer: a theme is assigned when it
+wins over the other themes *and* over the background by ``background_margin``, with a low floor
+``assign_threshold`` against text that is far from everything. Both scores are first mixed with
+the claim's paragraph and document means, because a news paragraph develops one idea.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.themes.base import group_ids, group_mean
+from pipeline.themes.base import group_ids, group_mean, unit
+from pipeline.themes.catalog import ThemeVectors
+from pipeline.themes.config import ThemeConfig
+
+
+@dataclass(frozen=True, slots=True)
+class NamedScores:
+    """Scores of claims against every named theme (columns in ``ThemeVectors.keys`` order)."""
+
+    theme: np.ndarray  # (n, k) context-mixed theme scores
+    background: np.ndarray  # (n, k) context-mixed background score against each theme
+    nearest: np.ndarray  # (n, k) index of the nearest seed (``ThemeVectors.seeds[k]``)
+
+    def decide(
+        self, cfg: ThemeConfig, veto: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Best theme per claim, its score, whether it is assigned, and its margin.
+
+        The margin is the best score minus the runner-up: the next named theme or the
+        background, whichever is higher. ``veto`` (``(n, k)`` bool) rules themes out for some
+        claims (an analyst's ``not:`` label).
+        """
+        n, k = self.theme.shape
+        if k == 0 or n == 0:
+            empty = np.zeros(n, dtype=np.float32)
+            return np.zeros(n, np.int64), empty, np.zeros(n, bool), empty
+        theme = self.theme if veto is None else np.where(veto, -2.0, self.theme)
+        best = theme.argmax(axis=1)
+        rows = np.arange(n)
+        score = theme[rows, best]
+        background = self.background[rows, best]
+        runner_up = np.partition(theme, k - 2, axis=1)[:, k - 2] if k > 1 else background
+        margin = score - np.maximum(runner_up, background)
+        assigned = passes(score, background, cfg)
+        return best, score.astype(np.float32), assigned, margin.astype(np.float32)
+
+
+def passes(score: np.ndarray, background: np.ndarray, cfg: ThemeConfig) -> np.ndarray:
+    """Whether scores are high enough, and far enough above the background, to assign."""
+    result: np.ndarray = (score >= cfg.assign_threshold) & (
+        score - background >= cfg.background_margin
+    )
+    return result
+
+
+def named_scores(
+    embeddings: np.ndarray,
+    doc_ids: Sequence[str],
+    paragraphs: Sequence[int],
+    vectors: ThemeVectors,
+    cfg: ThemeConfig,
+) -> NamedScores:
+    """Context-mixed theme and background scores of consecutive claims (whole documents)."""
+    theme, background, nearest = raw_scores(embeddings, vectors, cfg)
+    mix = (cfg.context_weight, cfg.paragraph_share)
+    return NamedScores(
+        mix_context(theme, doc_ids, paragraphs, *mix),
+        mix_context(background, doc_ids, paragraphs, *mix),
+        nearest,
+    )
+
+
+def raw_scores(
+    embeddings: np.ndarray, vectors: ThemeVectors, cfg: ThemeConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per claim and theme: raw theme score, raw background score, nearest seed."""
+    n, k = len(embeddings), len(vectors.keys)
+    theme = np.zeros((n, k), dtype=np.float32)
+    nearest = np.zeros((n, k), dtype=np.int32)
+    total = cfg.seed_weight + cfg.centroid_weight + cfg.description_weight
+    for j in range(k):
+        sims = embeddings @ vectors.seeds[j].T
+        nearest[:, j] = sims.argmax(axis=1) if n else 0
+        centroid = embeddings @ unit(vectors.seeds[j].mean(axis=0))
+        desc = embeddings @ vectors.descriptions[j]
+        theme[:, j] = (
+            cfg.seed_weight * _top_mean(sims, cfg.seed_top_k)
+            + cfg.centroid_weight * centroid
+            + cfg.description_weight * desc
+        ) / total
+    base = (
+        _top_mean(embeddings @ vectors.background.T, cfg.seed_top_k)
+        if vectors.background is not None and len(vectors.background)
+        else np.full(n, -1.0, dtype=np.float32)
+    )
+    background = np.repeat(base[:, None], k, axis=1).astype(np.float32)
+    for j, negatives in enumerate(vectors.negatives):
+        if len(negatives):
+            own = _top_mean(embeddings @ negatives.T, cfg.seed_top_k)
+            background[:, j] = np.maximum(background[:, j], own)
+    return theme, background, nearest
+
+
+def _top_mean(sims: np.ndarray, k: int) -> np.ndarray:
+    """Mean of each row's ``k`` largest values (all of them when a row has fewer)."""
+    k = min(k, sims.shape[1])
+    if k == 0 or not len(sims):
+        return np.zeros(len(sims), dtype=np.float32)
+    top: np.ndarray = np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
+    return top.astype(np.float32)
 
 
 def mix_context(

@@ -1,9 +1,10 @@
-"""tables."""
+"""The four theme tables of a fitted model, and the key of the inputs they were made from."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
@@ -62,19 +63,28 @@ def theme_rows(
 def claim_theme_table(model: ThemeModel, claim_ids: Sequence[str], start: int = 0) -> pa.Table:
     """Rows of `claim_themes` for claims ``start`` onwards: the primary theme, then secondaries.
 
-    Called a batch of claims at a time, so the table is written without being held.
+    Each row carries its evidence: the nearest seed or example of the theme (for discovered
+    themes, the theme's most representative claim) and, for the primary, the margin over the
+    runner-up. Called a batch of claims at a time, so the table is written without being held.
     """
     stop = start + len(claim_ids)
     labels, scores = model.labels_[start:stop], model.scores_[start:stop]
-    out: dict[str, list[Any]] = {"claim_id": [], "theme_id": [], "score": [], "rank": []}
+    margins = model.margins_[start:stop]
+    columns = ("claim_id", "theme_id", "score", "rank", "margin", "evidence", "evidence_kind")
+    out: dict[str, list[Any]] = {c: [] for c in columns}
     for i, extra in enumerate(model.secondary(start, stop)):
-        for rank, (theme_id, score) in enumerate(
-            [(str(labels[i]), float(scores[i])), *extra], start=1
+        primary = (str(labels[i]), float(scores[i]), float(margins[i]))
+        for rank, (theme_id, score, margin) in enumerate(
+            [primary, *((t, s, math.nan) for t, s in extra)], start=1
         ):
+            evidence, kind = model.evidence(start + i, theme_id)
             out["claim_id"].append(claim_ids[i])
             out["theme_id"].append(theme_id)
             out["score"].append(score)
             out["rank"].append(rank)
+            out["margin"].append(None if math.isnan(margin) else margin)
+            out["evidence"].append(evidence)
+            out["evidence_kind"].append(kind)
     return pa.Table.from_pydict(out, schema=SCHEMAS["claim_themes"])
 
 
@@ -103,6 +113,17 @@ def trend_table(model: ThemeModel, doc_dates: Mapping[str, dt.date] | None = Non
     dates = doc_dates or {}
     date_of = [dates.get(d) for d in model.doc_ids_]
     parents = {t.theme_id: t.parent_id for t in model.themes_}
+    broad = {t.theme_id for t in model.themes_ if t.kind == "broad"}
+
+    def counted_in(label: str) -> list[str]:
+        # The claim's theme and its broad theme (through a named parent, for nested themes).
+        out, parent = [label], parents.get(label)
+        while parent is not None:
+            if parent in broad:
+                out.append(parent)
+            parent = parents.get(parent)
+        return out
+
     claims: dict[tuple[str, dt.date], int] = {}
     docs: dict[tuple[str, dt.date], set[int]] = {}
     per_day: dict[dt.date, int] = {}
@@ -111,7 +132,7 @@ def trend_table(model: ThemeModel, doc_dates: Mapping[str, dt.date] | None = Non
         if day is None:
             continue
         per_day[day] = per_day.get(day, 0) + 1
-        for theme in (label, parents.get(label)):
+        for theme in counted_in(label):
             if theme is not None:
                 claims[(theme, day)] = claims.get((theme, day), 0) + 1
                 docs.setdefault((theme, day), set()).add(doc)
@@ -163,6 +184,7 @@ def theme_inputs_key(
     catalog: ThemeCatalog,
     config: ThemeConfig,
     model_key: str,
+    labels_sha256: str = "",
 ) -> str:
     """Hash of everything the theme tables are computed from (claims, dates, settings, model).
 
@@ -183,6 +205,7 @@ def theme_inputs_key(
         catalog.model_dump_json(),
         config.model_dump_json(),
         model_key,
+        labels_sha256,
     ):
         h.update(part.encode("utf-8"))
         h.update(b"\x00")
