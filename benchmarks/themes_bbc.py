@@ -1,6 +1,6 @@
 """Themes on the BBC corpus: counts, agreement with the 5 categories, stability, time.
 
-Usage: .venv/bin/python -m benchmarks.themes_bbc
+Usage: .venv/bin/python -m benchmarks.themes_bbc [--limit 500] [--set key=value ...]
 
 Embeds all claims once (cached in benchmarks/results/cache/, reused by later runs), then:
 1. fits themes on 90% of the articles, then on all of them with the first fit as the previous
@@ -17,11 +17,13 @@ Keywords are reranked with the model, as the asset does (``keyword_embed``).
 
 import collections
 import os
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import ROOT, bbc_dir, peak_rss_mb
+from benchmarks.common import ROOT, bbc_dir, bbc_files, copy_articles, peak_rss_mb
 from pipeline.corpus import build_corpus
 from pipeline.embed import (
     EmbeddingCache,
@@ -53,13 +55,21 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--set", action="append", default=[], help="ThemeConfig override k=v")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="an even spread of this many articles (e.g. 500)"
+    )
     args = parser.parse_args()
     overrides = {k: float(v) if "." in v else int(v) for k, v in (kv.split("=") for kv in args.set)}
     config = ThemeConfig.model_validate(overrides)
     print(f"theme config overrides: {overrides or 'none (defaults)'}")
 
     t0 = time.perf_counter()
-    corpus = build_corpus(bbc_dir(), IngestConfig(), max_sentence_chars=1000)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = bbc_dir()
+        if args.limit is not None:
+            source = Path(tmp)
+            copy_articles(bbc_files(args.limit), source)
+        corpus = build_corpus(source, IngestConfig(), max_sentence_chars=1000)
     claims = corpus.tables["claims"]
     docs = corpus.tables["documents"]
     category = {
