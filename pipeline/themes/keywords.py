@@ -20,19 +20,26 @@ from pipeline.themes.config import ThemeConfig
 
 __all__ = ["NEWS_STOP_WORDS", "ctfidf_keywords", "mmr", "spread", "theme_keywords"]
 
-# Words of reporting and of news prose in general: frequent in every theme, telling of none.
+# Words of reporting and of news prose in general: frequent in every theme, telling of none. Then
+# contractions, and the residue news pages leave in scraped text (captions, players, credits).
 NEWS_STOP_WORDS = frozenset(
     """
-    said says say saying told tell tells telling according added adding asked asks
+    said says say saying told tell tells telling according added adding asked asks ask
     mr mrs ms dr sir would could should might must may also just like including
-    told reported reports report reporting reporter reporters news statement statements
+    reported reports report reporting reporter reporters news statement statements
     spokesman spokeswoman spokesperson official officials people year years week weeks
     month months day days time times today yesterday tomorrow monday tuesday wednesday
     thursday friday saturday sunday january february march april june july august
     september october november december percent cent per new make made makes making
     going get got gets want wants wanted think thought know known way ways lot lots thing
     things many much one two three four five six seven eight nine ten first second last
-    next say see seen well good back still even however though although told according
+    next see seen well good back still even however though although does did doing done
+    let lets yes okay ok really actually later look looked looks story stories
+    don't didn't doesn't isn't aren't wasn't weren't won't wouldn't can't couldn't
+    shouldn't haven't hasn't hadn't i'm i've i'll i'd you're you've we're we've we'll
+    they're they've it's that's there's here's what's who's let's he's she's
+    caption captions photo photos photograph image images video videos replay watch
+    watched click read rest hide getty ap reuters afp contributed copyright
     """.split()
 )
 
