@@ -4,7 +4,7 @@ Each check is declared as an ``AssetCheckSpec`` on its asset and evaluated on th
 memory (or, for a table the step streamed to disk, read back a batch at a time), before the step
 ends. A failed check (severity ERROR) fails the step, so nothing
 downstream runs and `runs` never publishes. Evaluating in the producing step, rather than in
-one check step per table, spares 17 step starts and 17 re-reads of staged Parquet every night.
+one check step per table, spares 18 step starts and 18 re-reads of staged Parquet every night.
 """
 
 import datetime as dt
@@ -27,10 +27,15 @@ ONE_EMBEDDING = "one_normalised_embedding_per_claim"
 ONE_PRIMARY = "one_primary_theme_per_claim"
 CATALOG_PRESENT = "catalog_themes_present"
 SHARES_SUM = "theme_shares_sum_to_one"
+NOT_SHRUNK = "corpus_not_shrunk_by_accident"
 
 _DESCRIPTIONS = {
     NO_DOCUMENT_MISSING: (
         "Raw files = documents + rejected files + duplicates, each exactly once; doc_id unique."
+    ),
+    NOT_SHRUNK: (
+        "The raw dir yields documents if the last published run had some, and not fewer than "
+        "(1 - max_corpus_shrink) of them (an unmounted share looks like an emptied folder)."
     ),
     CLAIMS_TRACE: (
         "claim_id unique; every doc_id exists; text equals documents.text[char_start:char_end]."
@@ -43,6 +48,7 @@ _DESCRIPTIONS = {
 }
 _ASSET_OF = {
     NO_DOCUMENT_MISSING: "documents",
+    NOT_SHRUNK: "documents",
     CLAIMS_TRACE: "claims",
     SEGMENTS_TRACE: "segments",
     ONE_EMBEDDING: "claim_embeddings",
@@ -69,7 +75,7 @@ def check_specs(tables: tuple[str, ...], extra: tuple[str, ...] = ()) -> list[dg
     return specs
 
 
-CORPUS_CHECKS = (NO_DOCUMENT_MISSING, CLAIMS_TRACE, SEGMENTS_TRACE)
+CORPUS_CHECKS = (NO_DOCUMENT_MISSING, NOT_SHRUNK, CLAIMS_TRACE, SEGMENTS_TRACE)
 EMBEDDING_CHECKS = (ONE_EMBEDDING,)
 THEME_CHECKS = (ONE_PRIMARY, CATALOG_PRESENT, SHARES_SUM)
 
@@ -97,7 +103,11 @@ def schema_results(
 
 
 def corpus_results(
-    tables: Mapping[str, TableFile], raw_dir: str, offset_problems: Mapping[str, list[str]]
+    tables: Mapping[str, TableFile],
+    raw_dir: str,
+    offset_problems: Mapping[str, list[str]],
+    published_documents: int | None = None,
+    max_shrink: float = 1.0,
 ) -> Iterator[dg.AssetCheckResult]:
     """No raw file unaccounted for; segments and claims unique and traceable to their text.
 
@@ -121,6 +131,11 @@ def corpus_results(
         validate.check_accounting(raw_dir, listed, before)
         + validate.check_unique(documents, "doc_id")
         + validate.check_references(duplicates, "doc_id", documents, "doc_id", "documents"),
+    )
+    yield _result(
+        "documents",
+        NOT_SHRUNK,
+        validate.check_shrink(documents.num_rows, published_documents, max_shrink, raw_dir),
     )
     claims = tables["claims"].read(["claim_id", "doc_id"])
     yield _result(

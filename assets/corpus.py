@@ -57,9 +57,16 @@ def corpus(
     }
     context.log.info(f"corpus: {work}")
     # Checked before the IO manager moves the files: a failed check still fails the step.
+    published = TableFile(store.published("documents"))
     checks = [
         *schema_results(files),
-        *corpus_results(files, settings.raw_dir, stats.problems),
+        *corpus_results(
+            files,
+            settings.raw_dir,
+            stats.problems,
+            published.num_rows if published.path.exists() else None,
+            settings.max_corpus_shrink,
+        ),
     ]
     for name in CORPUS_TABLES:
         yield dg.Output(

@@ -203,6 +203,15 @@ class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
     max_sentence_chars: int = Field(default=1000, ge=50)
     embed_chunk_size: int = Field(default=2048, ge=1, description="Claims embedded per checkpoint.")
     full_refresh: bool = Field(default=False, description="Ignore previous tables and caches.")
+    max_corpus_shrink: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description=(
+            "Refuse to publish when the documents drop by more than this fraction since the "
+            "last published run (0 documents always refuses unless this is 1.0)."
+        ),
+    )
     themes: dict[str, Any] = Field(
         default_factory=dict, description="ThemeConfig overrides (docs/themes.md)."
     )

@@ -206,3 +206,30 @@ def check_accounting(
     if missing:
         problems.append(f"{len(missing)} raw files are in no table: {_show(missing)}")
     return problems
+
+
+def check_shrink(
+    documents: int, published: int | None, max_shrink: float, raw_dir: str
+) -> list[str]:
+    """The corpus did not vanish or shrink by more than ``max_shrink`` since the last run.
+
+    An unmounted network share or an emptied folder looks like every article deleted; publishing
+    that would replace good tables with empty ones. ``published`` is the last published run's
+    document count (None: no previous run).
+    """
+    if not published or max_shrink >= 1.0:
+        return []
+    setting = "set max_corpus_shrink to 1.0 (PipelineSettings) to publish it on purpose"
+    if documents == 0:
+        return [
+            f"{raw_dir} yields no documents while the last published run had {published}: "
+            f"is the folder unmounted or emptied? The published tables are kept; {setting}"
+        ]
+    lost = 1 - documents / published
+    if lost > max_shrink:
+        return [
+            f"{raw_dir} yields {documents} documents, {lost:.0%} fewer than the {published} of "
+            f"the last published run (more than max_corpus_shrink = {max_shrink:.0%}); the "
+            f"published tables are kept; {setting}"
+        ]
+    return []

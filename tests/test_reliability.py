@@ -52,6 +52,26 @@ def test_failing_check_blocks_publication(seed_dir, tmp_path, embedder, monkeypa
     assert snapshot(out) == before
 
 
+def test_vanished_corpus_is_not_published(seed_dir, tmp_path, embedder):
+    # An emptied (or unmounted) raw dir after a good run must not replace the good tables with
+    # empty ones: the shrink guard blocks publication and names the setting that allows it.
+    out = tmp_path / "out"
+    assert materialize_all(seed_dir, out, embedder).success
+    before = snapshot(out)
+    for f in seed_dir.iterdir():
+        f.unlink()
+    result = materialize_all(seed_dir, out, embedder)
+    assert not result.success
+    failed = [c for c in result.get_asset_check_evaluations() if not c.passed]
+    assert [c.check_name for c in failed] == ["corpus_not_shrunk_by_accident"]
+    assert "yields no documents while the last published run had 2" in failed[0].description
+    assert "max_corpus_shrink" in failed[0].description
+    assert snapshot(out) == before
+    # On purpose: the setting lets an emptied corpus through.
+    assert materialize_all(seed_dir, out, embedder, max_corpus_shrink=1.0).success
+    assert read_all(out)["documents"].empty
+
+
 def test_second_run_waits_then_fails_with_a_clear_message(seed_dir, tmp_path, embedder):
     out = tmp_path / "out"
     with TableStore(out).lock():
