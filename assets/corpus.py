@@ -57,14 +57,14 @@ def corpus(
     }
     context.log.info(f"corpus: {work}")
     # Checked before the IO manager moves the files: a failed check still fails the step.
-    published = TableFile(store.published("documents"))
+    last = TableFile(store.published("documents"))
     checks = [
         *schema_results(files),
         *corpus_results(
             files,
             settings.raw_dir,
             stats.problems,
-            published.num_rows if published.path.exists() else None,
+            last.num_rows if last.path.exists() else None,
             settings.max_corpus_shrink,
         ),
     ]
