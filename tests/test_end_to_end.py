@@ -181,3 +181,33 @@ def test_cli_run_uses_environment(tmp_path):
     assert read_all(out)["claim_themes"].theme_id.tolist() == ["energy_axis"]
     # The model helper embedded a text and was stopped: nothing left for the resource tracker.
     assert "leaked semaphore" not in stderr
+
+
+def test_analyst_labels_file_steers_the_next_run(seed_dir, tmp_path, embedder):
+    # A labels file (by exact claim text) decides that claim; its digest is in the manifest; a
+    # row naming an unknown theme fails the theme step with the file and line, and the
+    # published tables stay as they were.
+    import hashlib
+    import json
+
+    out = tmp_path / "out"
+    assert materialize_all(seed_dir, out, embedder).success
+    claims = read_all(out)["claims"]
+    text = claims.text.iloc[0]
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f'text,theme_id\n"{text}",energy_axis\n', encoding="utf-8")
+    assert materialize_all(seed_dir, out, embedder, theme_labels=str(labels)).success
+    t = read_all(out)
+    row = t["claim_themes"].query("rank == 1").set_index("claim_id").loc[claims.claim_id.iloc[0]]
+    assert (row.theme_id, row.evidence_kind) == ("energy_axis", "analyst_label")
+    runs = pq.read_table(out / "runs.parquet").to_pylist()
+    config = json.loads(runs[-1]["config_json"])
+    assert config["theme_labels_sha256"] == hashlib.sha256(labels.read_bytes()).hexdigest()
+
+    before = {p.name: p.read_bytes() for p in sorted(out.glob("*.parquet"))}
+    labels.write_text("text,theme_id\nSome statement.,sport\n", encoding="utf-8")
+    result = materialize_all(seed_dir, out, embedder, theme_labels=str(labels))
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "line 2: unknown theme 'sport'" in str(failure.event_specific_data.error)
+    assert {p.name: p.read_bytes() for p in sorted(out.glob("*.parquet"))} == before
