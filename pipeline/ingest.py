@@ -292,7 +292,7 @@ class DirectoryScan:
                 yield "rejected", dict(known_reject)
                 continue
             if known is not None:
-                doc = {**known, "ingested_from": os.path.abspath(item.path)}
+                doc = {**known, "ingested_from": utf8_safe(os.path.abspath(item.path))}
                 self.n_reused += 1
             else:
                 try:
@@ -403,7 +403,7 @@ def _read_document(entry: _Entry, config: IngestConfig) -> dict[str, Any]:
         "published_date": meta["published_date"],
         "n_chars": len(text),
         "content_sha256": sha256_hex(data),
-        "ingested_from": os.path.abspath(entry.path),
+        "ingested_from": utf8_safe(os.path.abspath(entry.path)),
         "mtime": _mtime(st),
         "size_bytes": st.st_size,
         "n_claims": 0,
@@ -742,9 +742,9 @@ def _reject(
     rel: str, reason: str, detail: str, size: int | None, mtime: dt.datetime | None = None
 ) -> dict[str, Any]:
     return {
-        "source_path": rel,
+        "source_path": utf8_safe(rel),
         "reason": reason,
-        "detail": detail,
+        "detail": utf8_safe(detail),
         "size_bytes": size,
         "mtime": mtime,
     }
@@ -760,7 +760,26 @@ def _item_path(item: _Entry | dict[str, Any]) -> str:
 
 
 def _rel(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix()
+    return relative_path(path, root)
+
+
+def relative_path(path: Path, root: Path) -> str:
+    r"""``path`` relative to ``root``, as the tables store it: always valid UTF-8.
+
+    A name that is not valid UTF-8 (``caf\xe9.txt`` from a Windows zip) reaches Python with
+    surrogate escapes, which Parquet cannot store; its undecodable bytes are written as
+    ``\xNN`` instead (the file is still read from its real name).
+    """
+    return utf8_safe(path.relative_to(root).as_posix())
+
+
+def utf8_safe(name: str) -> str:
+    r"""A path or message that Parquet can store: undecodable bytes become ``\xNN``."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return name
 
 
 @dataclass(frozen=True, slots=True)

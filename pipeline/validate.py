@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.ingest import relative_path
 from pipeline.storage import TableFile
 
 __all__ = [
@@ -201,7 +202,7 @@ def check_accounting(
             except OSError:
                 continue  # removed since: nothing to account for
             if listed_before is None or mtime < listed_before:
-                on_disk.append(path.relative_to(root).as_posix())
+                on_disk.append(relative_path(path, root))
     missing = sorted(set(on_disk) - seen)
     if missing:
         problems.append(f"{len(missing)} raw files are in no table: {_show(missing)}")

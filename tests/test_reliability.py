@@ -214,3 +214,23 @@ def test_no_pickle_anywhere(seed_dir, tmp_path, embedder):
         if path.is_file():
             head = path.read_bytes()[:2]
             assert not (head[:1] == b"\x80" and head[1:2] in (b"\x03", b"\x04", b"\x05")), path
+
+
+def test_a_file_name_that_is_not_utf8_is_read_with_an_escaped_path(seed_dir, tmp_path, embedder):
+    # 'caf\xe9.txt' (Latin-1 bytes, as Windows zip files leave them) used to fail every night
+    # in the corpus step; it is a document whose source_path escapes the undecodable byte.
+    name = os.fsencode(seed_dir) + b"/caf\xe9.txt"
+    with open(name, "wb") as fh:
+        fh.write(b"Russia and India held joint naval drills in the Arabian Sea this week.\n")
+    out = tmp_path / "out"
+    assert materialize_all(seed_dir, out, embedder).success
+    docs = read_all(out)["documents"]
+    assert "caf\\xe9.txt" in set(docs.source_path)
+    again = materialize_all(seed_dir, out, embedder)
+    assert again.success
+    meta = next(
+        e.materialization.metadata
+        for e in again.get_asset_materialization_events()
+        if e.materialization.asset_key.to_user_string() == "documents"
+    )
+    assert meta["files_read"].value == 0  # recognised as unchanged under its escaped name
