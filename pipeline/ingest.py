@@ -763,6 +763,33 @@ def _rel(path: Path, root: Path) -> str:
     return relative_path(path, root)
 
 
+def walk_files(root: Path) -> Iterator[Path]:
+    """Every file under ``root`` (not hidden, symlinked folders not followed), like ``os.walk``.
+
+    Iterative: ``os.walk`` recurses once per level and raises RecursionError in folders nested
+    about a thousand deep.
+    """
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir(follow_symlinks=True)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if not entry.is_symlink():
+                    stack.append(Path(entry.path))
+                continue
+            yield Path(entry.path)
+
+
 def relative_path(path: Path, root: Path) -> str:
     r"""``path`` relative to ``root``, as the tables store it: always valid UTF-8.
 
@@ -797,16 +824,11 @@ def fingerprint_directory(raw_dir: str | os.PathLike[str]) -> Fingerprint:
     """
     root = Path(raw_dir)
     entries: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if name.startswith("."):
-                continue
-            path = Path(dirpath) / name
-            try:
-                st = path.lstat()
-            except OSError:
-                continue
-            entries.append(f"{_rel(path, root)}\x1f{st.st_size}\x1f{st.st_mtime_ns}")
+    for path in walk_files(root):
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        entries.append(f"{_rel(path, root)}\x1f{st.st_size}\x1f{st.st_mtime_ns}")
     entries.sort()
     return Fingerprint(len(entries), sha256_hex("\n".join(entries)))

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.ingest import relative_path
+from pipeline.ingest import relative_path, walk_files
 from pipeline.storage import TableFile
 
 __all__ = [
@@ -191,18 +191,13 @@ def check_accounting(
         problems.append(f"{len(twice)} files listed more than once: {_show(twice)}")
     root = Path(raw_dir)
     on_disk = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if name.startswith("."):
-                continue
-            path = Path(dirpath) / name
-            try:
-                mtime = path.lstat().st_mtime
-            except OSError:
-                continue  # removed since: nothing to account for
-            if listed_before is None or mtime < listed_before:
-                on_disk.append(relative_path(path, root))
+    for path in walk_files(root):
+        try:
+            mtime = path.lstat().st_mtime
+        except OSError:
+            continue  # removed since: nothing to account for
+        if listed_before is None or mtime < listed_before:
+            on_disk.append(relative_path(path, root))
     missing = sorted(set(on_disk) - seen)
     if missing:
         problems.append(f"{len(missing)} raw files are in no table: {_show(missing)}")

@@ -265,3 +265,24 @@ def test_near_duplicate_candidates_are_verified_a_block_at_a_time(monkeypatch):
     monkeypatch.setattr(ingest, "_VERIFY_BLOCK", 4)
     assert ingest.near_duplicates([d for d, _ in docs], signatures, text_of, 0.9) == expected
     assert len(fetched) > 10 and max(fetched) <= 2 * 4
+
+
+def test_folders_nested_a_thousand_deep_are_read(tmp_path):
+    # os.walk recursed once per level: RecursionError about 1,000 levels down, so the run
+    # failed. The scan, the accounting check and the sensor's fingerprint all walk iteratively.
+    from pipeline.corpus import build_corpus
+    from pipeline.ingest import fingerprint_directory
+    from pipeline.validate import check_accounting
+
+    raw = tmp_path / "raw"
+    deep = raw
+    raw.mkdir()
+    for _ in range(1200):  # one level at a time: Path.mkdir(parents=True) recurses too
+        deep = deep / "d"
+        deep.mkdir()
+    (deep / "story.txt").write_text("Oil exports rose sharply last year.\n", encoding="utf-8")
+    corpus = build_corpus(raw, IngestConfig(), max_sentence_chars=1000)
+    paths = corpus.tables["documents"].column("source_path").to_pylist()
+    assert paths == ["d/" * 1200 + "story.txt"]
+    assert check_accounting(raw, paths) == []
+    assert fingerprint_directory(raw).n_files == 1
