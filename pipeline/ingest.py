@@ -463,6 +463,9 @@ def decode_bytes(
                 raise _Rejected("undecodable", f"invalid {name} after its BOM: {err}") from err
     nuls = data.count(0)
     if nuls:
+        utf16 = _utf16_without_bom(data)
+        if utf16 is not None:
+            return utf16[0], _refuse_control_heavy(utf16[1])
         raise _Rejected("binary", f"{nuls} NUL bytes and no UTF-16/32 BOM")
     try:
         text = data.decode("utf-8")
@@ -471,6 +474,30 @@ def decode_bytes(
     else:
         return "utf-8", _refuse_control_heavy(text)
     return _decode_legacy(data, legacy_encodings)
+
+
+def _utf16_without_bom(data: bytes) -> tuple[str, str] | None:
+    """``(encoding, text)`` if ``data`` is UTF-16 text saved without a byte-order mark.
+
+    Text in a Latin script has a NUL in every other byte (the high byte of each code unit): in
+    the odd positions for little-endian, the even ones for big-endian, and almost none on the
+    other side. Binary data does not keep that pattern, nor decode without NUL characters.
+    """
+    n = len(data) // 2
+    if n < 8 or len(data) % 2:
+        return None
+    even, odd = data[0::2].count(0) / n, data[1::2].count(0) / n
+    if odd > 0.3 and even < 0.01:
+        encoding = "utf-16-le"
+    elif even > 0.3 and odd < 0.01:
+        encoding = "utf-16-be"
+    else:
+        return None
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        return None
+    return None if "\x00" in text else (encoding, text)
 
 
 def _decode_legacy(data: bytes, legacy: tuple[str, ...]) -> tuple[str, str]:
@@ -521,6 +548,13 @@ _DROP: Final = {
     0x2060: None,  # word joiner
     0xFEFF: None,  # BOM / zero-width no-break space
     0x00AD: None,  # soft hyphen
+    # Bidirectional marks, embeddings, overrides and isolates: they make a claim display other
+    # than its bytes read ("Trojan Source"), and one invisible mark defeats duplicate detection.
+    0x061C: None,
+    0x200E: None,
+    0x200F: None,
+    **{c: None for c in range(0x202A, 0x202F)},
+    **{c: None for c in range(0x2066, 0x206A)},
     0x0B: "\n",
     0x0C: "\n",
     0x85: "\n",
@@ -532,8 +566,9 @@ _DROP: Final = {
 def normalize_text(text: str) -> str:
     r"""Normalise text so that offsets into the result are the reference for all tables.
 
-    Newlines become ``\\n``, the text is Unicode NFC, zero-width and control characters (other
-    than newline and tab) are removed, and trailing whitespace is dropped.
+    Newlines become ``\\n``, the text is Unicode NFC, zero-width, bidirectional-control and
+    control characters (other than newline and tab) are removed, and trailing whitespace is
+    dropped.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = unicodedata.normalize("NFC", text).translate(_DROP)

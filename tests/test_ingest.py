@@ -275,14 +275,44 @@ def test_folders_nested_a_thousand_deep_are_read(tmp_path):
     from pipeline.validate import check_accounting
 
     raw = tmp_path / "raw"
-    deep = raw
+    levels = [raw]
     raw.mkdir()
     for _ in range(1200):  # one level at a time: Path.mkdir(parents=True) recurses too
-        deep = deep / "d"
-        deep.mkdir()
-    (deep / "story.txt").write_text("Oil exports rose sharply last year.\n", encoding="utf-8")
-    corpus = build_corpus(raw, IngestConfig(), max_sentence_chars=1000)
-    paths = corpus.tables["documents"].column("source_path").to_pylist()
-    assert paths == ["d/" * 1200 + "story.txt"]
-    assert check_accounting(raw, paths) == []
-    assert fingerprint_directory(raw).n_files == 1
+        levels.append(levels[-1] / "d")
+        levels[-1].mkdir()
+    story = levels[-1] / "story.txt"
+    story.write_text("Oil exports rose sharply last year.\n", encoding="utf-8")
+    try:
+        corpus = build_corpus(raw, IngestConfig(), max_sentence_chars=1000)
+        paths = corpus.tables["documents"].column("source_path").to_pylist()
+        assert paths == ["d/" * 1200 + "story.txt"]
+        assert check_accounting(raw, paths) == []
+        assert fingerprint_directory(raw).n_files == 1
+    finally:
+        # Bottom up, one level at a time: pytest's own clean-up (shutil.rmtree) recurses too.
+        story.unlink()
+        for level in reversed(levels[1:]):
+            level.rmdir()
+
+
+def test_bidirectional_controls_and_marks_are_removed():
+    # They make text display other than its bytes, and defeat exact-duplicate detection.
+    hidden = "Oil\u200f exports \u202erose\u202c \u2066sharply\u2069.\u200e"
+    assert normalize_text(hidden) == "Oil exports rose sharply."
+
+
+def test_utf16_without_a_bom_is_decoded_not_called_binary():
+    text = "Moscow and Beijing signed a gas supply deal.\n"
+    for encoding in ("utf-16-le", "utf-16-be"):
+        assert decode_bytes(text.encode(encoding)) == (encoding, text)
+    with pytest.raises(Exception, match="NUL bytes"):
+        decode_bytes(bytes(range(256)) * 4)
+
+
+def test_an_invisible_mark_does_not_hide_a_duplicate(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "a.txt").write_text("Oil exports rose sharply last year.\n", encoding="utf-8")
+    (raw / "b.txt").write_text("Oil exports rose\u200f sharply last year.\n", encoding="utf-8")
+    result = ingest_directory(raw, IngestConfig())
+    assert len(result.documents) == 1 and len(result.duplicates) == 1
