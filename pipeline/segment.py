@@ -64,9 +64,14 @@ _TERMINATOR: Final = re.compile(
 )
 _CLOSERS: Final = "\"'”’)]»"
 _OPENERS: Final = "\"'“‘([«"
+# Linear on any input: every repetition is bounded or anchored, so a hostile line (100k chars
+# of "a.b-" before an "@", or a URL followed by 100k dots) cannot make the engine backtrack over
+# the whole line at every position. The bounds are those of real addresses: RFC 5321 allows 64
+# characters before the "@" and 63 per domain label; URLs past 2,000 characters are not
+# protected from sentence cuts (browsers refuse them).
 _URL_OR_EMAIL: Final = re.compile(
-    r"(?:https?://|ftp://|www\.)\S+?(?=[.,;:!?)\]\"'”’]*(?:\s|$))"
-    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+    r"(?:https?://|ftp://|www\.)\S{1,2000}?(?=[.,;:!?)\]\"'”’]{0,8}(?:\s|$))"
+    r"|(?<![\w.+-])[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}"
 )
 _ACRONYM: Final = re.compile(r"^(?:[A-Za-z]\.)+[A-Za-z]?$")
 _LIST_MARKER: Final = re.compile(
