@@ -241,7 +241,13 @@ class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
             max_bytes=self.max_file_bytes,
             legacy_encodings=tuple(self.legacy_encodings),
             near_duplicate_threshold=self.near_duplicate_threshold,
+            exclude=self.excluded_dirs(),
         )
+
+    def excluded_dirs(self) -> tuple[str, ...]:
+        """The output dir's real path when it lies inside the raw dir: it is never read."""
+        raw, out = os.path.realpath(self.raw_dir), os.path.realpath(self.processed_dir)
+        return (out,) if out != raw and out.startswith(raw.rstrip(os.sep) + os.sep) else ()
 
     def catalog(self) -> ThemeCatalog:
         """The validated theme catalog."""

@@ -102,6 +102,9 @@ class IngestConfig:
     legacy_encodings: tuple[str, ...] = ("cp1252", "latin_1")
     near_duplicate_threshold: float = 0.9
     read_attempts: int = 3
+    # Folders never read (the output dir when it lies inside the raw dir): its own tables
+    # would come back as rejects every night. Not part of the corpus state key.
+    exclude: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Validate eagerly so a bad setting fails before any file is read."""
@@ -362,6 +365,8 @@ def _walk(root: Path, root_real: Path, config: IngestConfig) -> Iterator[_Entry 
                 yield _reject(rel, "unreadable", str(err), None)
                 continue
             if stat.S_ISDIR(st.st_mode):
+                if _excluded(path, config.exclude):
+                    continue
                 if looks_like_doc:
                     yield _reject(rel, "not_a_file", "a directory named like a document", None)
                 subdirs.append(path)
@@ -798,8 +803,14 @@ def _rel(path: Path, root: Path) -> str:
     return relative_path(path, root)
 
 
-def walk_files(root: Path) -> Iterator[Path]:
+def _excluded(path: Path, exclude: tuple[str, ...]) -> bool:
+    return bool(exclude) and os.path.realpath(path) in exclude
+
+
+def walk_files(root: Path, exclude: tuple[str, ...] = ()) -> Iterator[Path]:
     """Every file under ``root`` (not hidden, symlinked folders not followed), like ``os.walk``.
+
+    Folders whose real path is in ``exclude`` are skipped.
 
     Iterative: ``os.walk`` recurses once per level and raises RecursionError in folders nested
     about a thousand deep.
@@ -819,7 +830,7 @@ def walk_files(root: Path) -> Iterator[Path]:
             except OSError:
                 is_dir = False
             if is_dir:
-                if not entry.is_symlink():
+                if not entry.is_symlink() and not _excluded(Path(entry.path), exclude):
                     stack.append(Path(entry.path))
                 continue
             yield Path(entry.path)
@@ -852,14 +863,16 @@ class Fingerprint:
     digest: str
 
 
-def fingerprint_directory(raw_dir: str | os.PathLike[str]) -> Fingerprint:
+def fingerprint_directory(
+    raw_dir: str | os.PathLike[str], exclude: tuple[str, ...] = ()
+) -> Fingerprint:
     """Fingerprint the raw dir with ``stat`` only (no file is opened), for the new-file sensor.
 
     Any added, removed, renamed or rewritten file changes the digest.
     """
     root = Path(raw_dir)
     entries: list[str] = []
-    for path in walk_files(root):
+    for path in walk_files(root, exclude):
         try:
             st = path.lstat()
         except OSError:
