@@ -31,11 +31,21 @@ def raw_dir_sensor(
     if not os.path.isdir(settings.raw_dir):
         return dg.SensorResult(skip_reason=f"raw dir {settings.raw_dir!r} does not exist")
     fp = fingerprint_directory(settings.raw_dir, settings.excluded_dirs())
-    if fp.digest == context.cursor:
+    changes, last = _read_cursor(context.cursor)
+    if fp.digest == last:
         return dg.SensorResult(skip_reason=f"no new or changed files among {fp.n_files}")
+    # The key counts changes, not folder states: a folder that returns to an earlier state (a
+    # file added, then removed) is a change too, and Dagster skips a run key it has seen.
     request = dg.RunRequest(
-        # Same folder state, same key: Dagster never launches two runs for one change.
-        run_key=f"raw-{fp.digest[:16]}",
+        run_key=f"raw-{changes + 1}-{fp.digest[:16]}",
         tags={"docthemes/trigger": "raw_dir_sensor", "docthemes/raw_files": str(fp.n_files)},
     )
-    return dg.SensorResult(run_requests=[request], cursor=fp.digest)
+    return dg.SensorResult(run_requests=[request], cursor=f"{changes + 1}:{fp.digest}")
+
+
+def _read_cursor(cursor: str | None) -> tuple[int, str | None]:
+    """(changes seen, last fingerprint) from ``"<changes>:<digest>"`` (or a bare digest)."""
+    if not cursor:
+        return 0, None
+    count, _, digest = cursor.rpartition(":")
+    return (int(count) if count.isdigit() else 0), digest

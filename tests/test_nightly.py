@@ -92,7 +92,7 @@ def test_sensor_requests_runs_only_for_changes(seed_dir):
         first = raw_dir_sensor(
             dg.build_sensor_context(instance=instance, resources={"settings": settings})
         )
-        assert len(first.run_requests) == 1 and first.cursor and len(first.cursor) == 64
+        assert len(first.run_requests) == 1 and first.cursor and len(first.cursor) == 66
         same = raw_dir_sensor(
             dg.build_sensor_context(
                 instance=instance, cursor=first.cursor, resources={"settings": settings}
@@ -199,3 +199,36 @@ def test_an_output_dir_inside_the_raw_dir_is_never_read(seed_dir, embedder):
     assert tables["rejected_files"].empty
     assert sorted(tables["documents"].source_path) == sorted(p.name for p in seed_dir.glob("*.txt"))
     assert metadata(again, "documents")["files_read"] == 0
+
+
+def test_sensor_runs_when_the_folder_returns_to_an_earlier_state(seed_dir):
+    # A file added, then removed: the folder is as it was, but the tables are not.
+    settings = PipelineSettings(raw_dir=str(seed_dir))
+    keys, cursor = [], None
+    with dg.instance_for_test() as instance:
+        for step in ("start", "add", "remove"):
+            if step == "add":
+                (seed_dir / "new.txt").write_text(NEW_ARTICLE)
+            if step == "remove":
+                (seed_dir / "new.txt").unlink()
+            result = raw_dir_sensor(
+                dg.build_sensor_context(
+                    instance=instance, cursor=cursor, resources={"settings": settings}
+                )
+            )
+            (request,) = result.run_requests
+            keys.append(request.run_key)
+            cursor = result.cursor
+    assert len(set(keys)) == 3
+    assert keys[0].split("-")[2] == keys[2].split("-")[2]  # same folder state, new key
+
+
+def test_a_hung_run_is_bounded():
+    import yaml
+
+    from assets.jobs import MAX_RUNTIME_S, docthemes_job
+    from tests.conftest import ROOT
+
+    assert docthemes_job.tags["dagster/max_runtime"] == str(MAX_RUNTIME_S)
+    instance = yaml.safe_load((ROOT / "config" / "dagster.yaml").read_text())
+    assert instance["run_monitoring"]["enabled"] is True
