@@ -8,7 +8,7 @@ import dagster as dg
 
 from assets.checks import EMBEDDING_CHECKS, check_specs, embedding_results, schema_results
 from assets.corpus import IO_RETRY
-from assets.resources import EmbedderResource, PipelineSettings
+from assets.resources import EmbedderResource, PipelineSettings, RunLockResource
 from pipeline.embed import EmbeddingCache, embed_claims
 from pipeline.storage import TableFile
 
@@ -26,6 +26,7 @@ def claim_embeddings(
     claims: TableFile,
     embedder: EmbedderResource,
     settings: PipelineSettings,
+    run_lock: RunLockResource,
 ) -> Iterator[dg.Output[TableFile] | dg.AssetCheckResult]:
     """Embed the claims, taking every text already embedded by this model from the cache.
 

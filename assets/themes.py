@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from assets.checks import THEME_CHECKS, check_specs, schema_results, theme_results
 from assets.embeddings import CACHE_DIR
-from assets.resources import EmbedderResource, PipelineSettings
+from assets.resources import EmbedderResource, PipelineSettings, RunLockResource
 from pipeline.embed import EmbeddingCache, embed_with_cache
 from pipeline.schemas import SCHEMAS, TABLE_DESCRIPTIONS, to_table
 from pipeline.storage import ParquetSink, TableFile
@@ -46,6 +46,7 @@ def theme_tables(
     claim_embeddings: TableFile,
     settings: PipelineSettings,
     embedder: EmbedderResource,
+    run_lock: RunLockResource,
 ) -> Iterator[dg.Output[pa.Table | TableFile] | dg.AssetCheckResult]:
     """Assign claims to named themes, discover the rest, keep last night's theme ids.
 

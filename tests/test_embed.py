@@ -253,7 +253,7 @@ def test_claim_embeddings_asset_invoked_directly(tmp_path, seed_dir, embedder):
     import dagster as dg
 
     from assets.embeddings import claim_embeddings
-    from assets.resources import PipelineSettings
+    from assets.resources import PipelineSettings, RunLockResource
     from pipeline.corpus import build_corpus
     from pipeline.ingest import IngestConfig
     from pipeline.storage import write_table
@@ -262,7 +262,11 @@ def test_claim_embeddings_asset_invoked_directly(tmp_path, seed_dir, embedder):
     claims_file = TableFile(write_table(claims, tmp_path / "claims.parquet"))
     settings = PipelineSettings(raw_dir=str(seed_dir), processed_dir=str(tmp_path / "out"))
     output, *checks = claim_embeddings(
-        dg.build_asset_context(), claims=claims_file, embedder=embedder, settings=settings
+        dg.build_asset_context(),
+        claims=claims_file,
+        embedder=embedder,
+        settings=settings,
+        run_lock=RunLockResource(processed_dir=str(tmp_path / "out")),
     )
     assert [c.check_name for c in checks if c.passed] == [
         "schema_matches_contract",

@@ -72,6 +72,25 @@ def test_vanished_corpus_is_not_published(seed_dir, tmp_path, embedder):
     assert read_all(out)["documents"].empty
 
 
+def test_materializing_part_of_the_graph_takes_the_run_lock(seed_dir, tmp_path, embedder):
+    # Only the theme assets, as from the UI: they rewrite tables too, so they wait for the lock.
+    from assets.definitions import ALL_ASSETS
+    from tests.helpers import resources
+
+    out = tmp_path / "out"
+    assert materialize_all(seed_dir, out, embedder).success
+    with TableStore(out).lock(0):
+        result = dg.materialize(
+            ALL_ASSETS,
+            selection=dg.AssetSelection.groups("themes"),
+            resources=resources(seed_dir, out, embedder),
+            raise_on_error=False,
+        )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_failure)
+    assert "lock" in str(failure.event_specific_data.error).lower()
+
+
 def test_second_run_waits_then_fails_with_a_clear_message(seed_dir, tmp_path, embedder):
     out = tmp_path / "out"
     with TableStore(out).lock():
