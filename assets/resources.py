@@ -282,6 +282,9 @@ class RunLockResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         store = TableStore(self.processed_dir)
         self._held = store.lock(self.timeout_s)
         self._held.__enter__()
+        finished = store.recover()
+        if finished and context.log is not None:
+            context.log.warning(f"finished the publication of killed runs: {', '.join(finished)}")
         removed = store.discard_staging(keep=context.run.run_id if context.run else None)
         removed += [p.name for p in remove_stale_temporaries(store.base_dir)]
         if removed and context.log is not None:

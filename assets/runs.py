@@ -40,9 +40,9 @@ def runs(
         "theme_labels_sha256": settings.theme_labels_sha256(),
         "embedder": {"model": embedder.model_name, "batch_size": embedder.batch_size},
     }
-    published = store.publish(run_id)
-    rejected = store.read("rejected_files", columns=["source_path", "reason"])
-    duplicates = store.read("duplicates", columns=["source_path", "doc_id"])
+    staged = store.staged_names(run_id)
+    rejected = store.read("rejected_files", run_id, columns=["source_path", "reason"])
+    duplicates = store.read("duplicates", run_id, columns=["source_path", "doc_id"])
     row = manifest_row(
         run_id=run_id,
         started_at=dt.datetime.fromisoformat(listed_at.decode())
@@ -54,13 +54,17 @@ def runs(
         input_files=documents.num_rows + rejected.num_rows + duplicates.num_rows,
         inputs_sha256=input_digest(documents, rejected, duplicates),
         counts=counts,
-        published=published,
+        published=staged,
     )
     history = store.previous("runs")
     table = to_table([row], RUNS)
     if history is not None:
         table = pa.concat_tables([history.cast(RUNS), table])
-    path = write_table(table, store.published("runs"))
+    # Staged with the data tables: the manifest row is published in the same set as them, so
+    # tables never appear without the row that says what made them.
+    write_table(table, store.staged("runs", run_id))
+    published = [n for n in store.publish(run_id) if n != "runs"]
+    path = store.published("runs")
     return dg.MaterializeResult(
         metadata={
             **table_metadata(table, path),

@@ -254,6 +254,7 @@ READ_BUFFER = 1 << 20  # bytes; see TableFile.batches
 STAGING_DIR = ".staging"
 SCRATCH_DIR = ".scratch"  # streaming steps' files before the IO manager places them
 LOCK_FILE = ".docthemes.lock"
+PUBLISHING = "PUBLISHING"  # commit record of a publication in progress
 
 
 class RunLockedError(RuntimeError):
@@ -315,19 +316,53 @@ class TableStore:
         path = self.published(name)
         return read_table(path, columns=columns) if path.exists() else None
 
+    def staged_names(self, run_id: str) -> list[str]:
+        """Names of the tables ``run_id`` has staged, sorted."""
+        stage = self.base_dir / STAGING_DIR / run_id
+        return sorted(p.stem for p in stage.glob("*.parquet")) if stage.is_dir() else []
+
     def publish(self, run_id: str) -> list[str]:
-        """Move every table staged by ``run_id`` into place; return their names."""
+        """Move every table staged by ``run_id`` into place, as one set; return their names.
+
+        A commit record (``PUBLISHING``) is made durable in the staging dir before the first
+        rename: a run killed between two renames is rolled forward by :meth:`recover` at the
+        next run's start, so readers never keep a mix of two nights' tables.
+        """
         stage = self.base_dir / STAGING_DIR / run_id
         if not stage.is_dir():
             return []
-        names = []
-        for path in sorted(stage.glob("*.parquet")):
-            os.replace(path, self.base_dir / path.name)
-            names.append(path.stem)
-        _fsync_dir(self.base_dir)
-        shutil.rmtree(stage, ignore_errors=True)
+        names = self.staged_names(run_id)
+        record = stage / PUBLISHING
+        with open(record, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(names) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        _fsync_dir(stage)
+        self._finish(stage)
         log.info("published %s", ", ".join(names))
         return names
+
+    def recover(self) -> list[str]:
+        """Finish the publication of runs killed half-way (they have a commit record).
+
+        Only safe while holding the run lock. Returns the run ids rolled forward.
+        """
+        root = self.base_dir / STAGING_DIR
+        if not root.is_dir():
+            return []
+        done = []
+        for stage in sorted(root.iterdir()):
+            if (stage / PUBLISHING).is_file():
+                self._finish(stage)
+                done.append(stage.name)
+                log.warning("finished publishing the tables of run %s", stage.name)
+        return done
+
+    def _finish(self, stage: Path) -> None:
+        for path in sorted(stage.glob("*.parquet")):
+            os.replace(path, self.base_dir / path.name)
+        _fsync_dir(self.base_dir)
+        shutil.rmtree(stage, ignore_errors=True)
 
     def discard_staging(self, keep: str | None = None) -> list[str]:
         """Remove staging dirs of runs that died before publishing (all but ``keep``)."""

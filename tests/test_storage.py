@@ -62,3 +62,47 @@ def test_streaming_writes_row_groups(tmp_path):
 def test_empty_tables_keep_their_schema(tmp_path):
     path = write_table(to_table([], SCHEMAS["claims"]), tmp_path / "claims.parquet")
     assert read_table(path).schema.equals(SCHEMAS["claims"])
+
+
+def test_publication_killed_half_way_is_rolled_forward(tmp_path, monkeypatch):
+    # The tables are published as one set: a run killed between two renames leaves a commit
+    # record, and the next run finishes the renames instead of deleting the staged rest.
+    from pipeline.storage import TableStore
+
+    store = TableStore(tmp_path)
+    for name in ("a", "b", "c"):
+        write_table(table(1), store.published(name))
+        write_table(table(2), store.staged(name, "run1"))
+    real_replace = os.replace
+    calls = []
+
+    def dying_replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed between two renames")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", dying_replace)
+    with pytest.raises(KeyboardInterrupt):
+        store.publish("run1")
+    monkeypatch.setattr(os, "replace", real_replace)
+    rows = {n: read_table(store.published(n)).num_rows for n in ("a", "b", "c")}
+    assert rows == {"a": 2, "b": 1, "c": 1}  # mixed: what a reader would see until recovery
+    assert store.recover() == ["run1"]
+    assert {n: read_table(store.published(n)).num_rows for n in ("a", "b", "c")} == {
+        "a": 2,
+        "b": 2,
+        "c": 2,
+    }
+    assert store.discard_staging() == []  # nothing left to discard
+
+
+def test_staging_without_a_commit_record_is_not_published(tmp_path):
+    from pipeline.storage import TableStore
+
+    store = TableStore(tmp_path)
+    write_table(table(1), store.published("a"))
+    write_table(table(2), store.staged("a", "dead"))
+    assert store.recover() == []
+    assert store.discard_staging() == ["dead"]
+    assert read_table(store.published("a")).num_rows == 1
