@@ -30,7 +30,7 @@ def raw_dir_sensor(
     """Compare a stat-only fingerprint of the raw dir with the cursor (the last fingerprint)."""
     if not os.path.isdir(settings.raw_dir):
         return dg.SensorResult(skip_reason=f"raw dir {settings.raw_dir!r} does not exist")
-    fp = fingerprint_directory(settings.raw_dir, settings.excluded_dirs())
+    fp = fingerprint_directory(settings.raw_dir)
     changes, last = _read_cursor(context.cursor)
     if fp.digest == last:
         return dg.SensorResult(skip_reason=f"no new or changed files among {fp.n_files}")

@@ -108,7 +108,6 @@ def corpus_results(
     offset_problems: Mapping[str, list[str]],
     published_documents: int | None = None,
     max_shrink: float = 1.0,
-    exclude: tuple[str, ...] = (),
 ) -> Iterator[dg.AssetCheckResult]:
     """No raw file unaccounted for; segments and claims unique and traceable to their text.
 
@@ -129,7 +128,7 @@ def corpus_results(
     yield _result(
         "documents",
         NO_DOCUMENT_MISSING,
-        validate.check_accounting(raw_dir, listed, before, exclude)
+        validate.check_accounting(raw_dir, listed, before)
         + validate.check_unique(documents, "doc_id")
         + validate.check_references(duplicates, "doc_id", documents, "doc_id", "documents"),
     )

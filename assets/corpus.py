@@ -66,7 +66,6 @@ def corpus(
             stats.problems,
             last.num_rows if last.path.exists() else None,
             settings.max_corpus_shrink,
-            config.exclude,
         ),
     ]
     for name in CORPUS_TABLES:

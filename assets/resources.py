@@ -224,6 +224,7 @@ class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
             raise ValueError(f"theme_catalog {self.theme_catalog!r} is not a file")
         if self.theme_labels is not None and not os.path.isfile(self.theme_labels):
             raise ValueError(f"theme_labels {self.theme_labels!r} is not a file")
+        _refuse_overlap(self.raw_dir, self.processed_dir)
         return self
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
@@ -241,13 +242,7 @@ class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
             max_bytes=self.max_file_bytes,
             legacy_encodings=tuple(self.legacy_encodings),
             near_duplicate_threshold=self.near_duplicate_threshold,
-            exclude=self.excluded_dirs(),
         )
-
-    def excluded_dirs(self) -> tuple[str, ...]:
-        """The output dir's real path when it lies inside the raw dir: it is never read."""
-        raw, out = os.path.realpath(self.raw_dir), os.path.realpath(self.processed_dir)
-        return (out,) if out != raw and out.startswith(raw.rstrip(os.sep) + os.sep) else ()
 
     def catalog(self) -> ThemeCatalog:
         """The validated theme catalog."""
@@ -295,6 +290,21 @@ class RunLockResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         if self._held is not None:
             self._held.__exit__(None, None, None)
             self._held = None
+
+
+def _refuse_overlap(raw_dir: str, processed_dir: str) -> None:
+    """Raw and output dirs must not contain each other.
+
+    An output dir inside the raw dir would read its own tables back as articles every night
+    (and wake the sensor after every publish); a raw dir inside the output dir would sit among
+    the staging and cache folders the pipeline writes and deletes.
+    """
+    raw, out = Path(os.path.realpath(raw_dir)), Path(os.path.realpath(processed_dir))
+    if raw == out or out.is_relative_to(raw) or raw.is_relative_to(out):
+        raise ValueError(
+            f"raw_dir {raw_dir!r} and processed_dir {processed_dir!r} overlap: put the output "
+            "dir outside the raw dir (DOCTHEMES_RAW_DIR, DOCTHEMES_PROCESSED_DIR)"
+        )
 
 
 def settings_from_env() -> PipelineSettings:

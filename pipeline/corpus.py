@@ -80,7 +80,7 @@ def state_key(config: IngestConfig, max_sentence_chars: int) -> str:
     return config_hash(
         {
             "pipeline": PIPELINE_VERSION,
-            "ingest": {k: v for k, v in dataclasses.asdict(config).items() if k != "exclude"},
+            "ingest": dataclasses.asdict(config),
             "max_sentence_chars": max_sentence_chars,
         }
     )

@@ -102,9 +102,6 @@ class IngestConfig:
     legacy_encodings: tuple[str, ...] = ("cp1252", "latin_1")
     near_duplicate_threshold: float = 0.9
     read_attempts: int = 3
-    # Folders never read (the output dir when it lies inside the raw dir): its own tables
-    # would come back as rejects every night. Not part of the corpus state key.
-    exclude: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Validate eagerly so a bad setting fails before any file is read."""
@@ -365,8 +362,6 @@ def _walk(root: Path, root_real: Path, config: IngestConfig) -> Iterator[_Entry 
                 yield _reject(rel, "unreadable", str(err), None)
                 continue
             if stat.S_ISDIR(st.st_mode):
-                if _excluded(path, config.exclude):
-                    continue
                 if looks_like_doc:
                     yield _reject(rel, "not_a_file", "a directory named like a document", None)
                 subdirs.append(path)
@@ -803,14 +798,8 @@ def _rel(path: Path, root: Path) -> str:
     return relative_path(path, root)
 
 
-def _excluded(path: Path, exclude: tuple[str, ...]) -> bool:
-    return bool(exclude) and os.path.realpath(path) in exclude
-
-
-def walk_files(root: Path, exclude: tuple[str, ...] = ()) -> Iterator[Path]:
+def walk_files(root: Path) -> Iterator[Path]:
     """Every file under ``root`` (not hidden, symlinked folders not followed), like ``os.walk``.
-
-    Folders whose real path is in ``exclude`` are skipped.
 
     Iterative: ``os.walk`` recurses once per level and raises RecursionError in folders nested
     about a thousand deep.
@@ -830,7 +819,7 @@ def walk_files(root: Path, exclude: tuple[str, ...] = ()) -> Iterator[Path]:
             except OSError:
                 is_dir = False
             if is_dir:
-                if not entry.is_symlink() and not _excluded(Path(entry.path), exclude):
+                if not entry.is_symlink():
                     stack.append(Path(entry.path))
                 continue
             yield Path(entry.path)
@@ -863,16 +852,14 @@ class Fingerprint:
     digest: str
 
 
-def fingerprint_directory(
-    raw_dir: str | os.PathLike[str], exclude: tuple[str, ...] = ()
-) -> Fingerprint:
+def fingerprint_directory(raw_dir: str | os.PathLike[str]) -> Fingerprint:
     """Fingerprint the raw dir with ``stat`` only (no file is opened), for the new-file sensor.
 
     Any added, removed, renamed or rewritten file changes the digest.
     """
     root = Path(raw_dir)
     entries: list[str] = []
-    for path in walk_files(root, exclude):
+    for path in walk_files(root):
         try:
             st = path.lstat()
         except OSError:

@@ -174,10 +174,7 @@ def check_shares(document_themes: pa.Table, tolerance: float = 1e-4) -> list[str
 
 
 def check_accounting(
-    raw_dir: str | os.PathLike[str],
-    listed: list[str],
-    listed_before: float | None = None,
-    exclude: tuple[str, ...] = (),
+    raw_dir: str | os.PathLike[str], listed: list[str], listed_before: float | None = None
 ) -> list[str]:
     """No document silently missing: every raw file is a document, a reject or a duplicate.
 
@@ -186,7 +183,6 @@ def check_accounting(
         listed: ``source_path`` values of documents, rejected files and duplicates.
         listed_before: Ignore files modified at or after this time (epoch seconds): they arrived
             after the run listed the folder and belong to the next run.
-        exclude: Folders the scan does not read (real paths), as ``IngestConfig.exclude``.
     """
     problems = []
     seen: set[str] = set()
@@ -195,7 +191,7 @@ def check_accounting(
         problems.append(f"{len(twice)} files listed more than once: {_show(twice)}")
     root = Path(raw_dir)
     on_disk = []
-    for path in walk_files(root, exclude):
+    for path in walk_files(root):
         try:
             mtime = path.lstat().st_mtime
         except OSError:

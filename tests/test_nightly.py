@@ -177,30 +177,6 @@ def test_cli_reports_when_nothing_is_new(seed_dir, tmp_path, embedder):
         assert_tables_equal(first[name], second[name], name, atol=0)
 
 
-def test_an_output_dir_inside_the_raw_dir_is_never_read(seed_dir, embedder):
-    # Its own Parquet files came back as unsupported_type rejects every night, and each publish
-    # changed the folder the sensor watches (a run requested after every run).
-    out = seed_dir / "processed"
-    settings = PipelineSettings(raw_dir=str(seed_dir), processed_dir=str(out))
-    assert materialize_all(seed_dir, out, embedder).success
-    with dg.instance_for_test() as instance:
-        before = raw_dir_sensor(
-            dg.build_sensor_context(instance=instance, resources={"settings": settings})
-        )
-        again = materialize_all(seed_dir, out, embedder)
-        assert again.success
-        after = raw_dir_sensor(
-            dg.build_sensor_context(
-                instance=instance, cursor=before.cursor, resources={"settings": settings}
-            )
-        )
-    assert not after.run_requests
-    tables = read_all(out)
-    assert tables["rejected_files"].empty
-    assert sorted(tables["documents"].source_path) == sorted(p.name for p in seed_dir.glob("*.txt"))
-    assert metadata(again, "documents")["files_read"] == 0
-
-
 def test_sensor_runs_when_the_folder_returns_to_an_earlier_state(seed_dir):
     # A file added, then removed: the folder is as it was, but the tables are not.
     settings = PipelineSettings(raw_dir=str(seed_dir))

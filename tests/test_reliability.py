@@ -211,6 +211,16 @@ def test_config_errors_are_clear():
     assert "max_file_bytes\n  Input should be greater than 0" in str(err.value)
 
 
+def test_overlapping_raw_and_output_dirs_are_refused(tmp_path):
+    # An output dir inside the raw dir read its own Parquet files back as 14 unsupported_type
+    # rejects every night, and each publish woke the sensor.
+    raw = tmp_path / "raw"
+    for out in (raw / "processed", raw, tmp_path):
+        with pytest.raises(ValidationError, match="overlap: put the output dir outside"):
+            PipelineSettings(raw_dir=str(raw), processed_dir=str(out))
+    PipelineSettings(raw_dir=str(raw), processed_dir=str(tmp_path / "out"))
+
+
 def test_missing_raw_dir_fails_the_first_step(tmp_path, embedder):
     result = materialize_all(tmp_path / "nope", tmp_path / "out", embedder)
     assert not result.success
