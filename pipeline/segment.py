@@ -243,15 +243,18 @@ def _hard_units(text: str) -> Iterator[tuple[int, int]]:
 
 def _boundaries(text: str, lo: int, hi: int) -> Iterator[int]:
     """Yield cut positions inside ``text[lo:hi]`` in increasing order."""
-    protected: list[tuple[int, int]] = []
+    protected: list[tuple[int, int]] = []  # in text order, not overlapping
     if "@" in text[lo:hi] or "://" in text[lo:hi] or "www." in text[lo:hi]:
         protected = [m.span() for m in _URL_OR_EMAIL.finditer(text, lo, hi)]
+    starts = [a for a, _ in protected]
     list_cuts, list_periods = _list_structure(text, lo, hi)
     cuts: set[int] = set(list_cuts)
     sentence_start = lo
     for m in _TERMINATOR.finditer(text, lo, hi):
         pos = m.start()
-        if protected and any(a <= pos < b for a, b in protected):
+        # Binary search: a scan of every span for every terminator was quadratic on long texts.
+        at = bisect.bisect_right(starts, pos) - 1
+        if at >= 0 and pos < protected[at][1]:
             continue
         if pos in list_periods:
             continue
