@@ -217,10 +217,12 @@ def _hard_units(text: str) -> Iterator[tuple[int, int]]:
     A break after final punctuation is left to the sentence rules, like any other whitespace.
     """
     n = len(text)
-    start = 0
+    start = line_start = 0
     pos = text.find("\n")
     while pos >= 0:
-        before = text[start:pos].rstrip()
+        # The line before the break only: the unit so far would be re-read at every line of a
+        # unit that runs on (quadratic on 250,000 short lines).
+        before = text[line_start:pos].rstrip()
         nxt = pos + 1
         while nxt < n and text[nxt] in " \t\r\f\v":
             nxt += 1
@@ -234,6 +236,7 @@ def _hard_units(text: str) -> Iterator[tuple[int, int]]:
         if hard:
             yield start, pos
             start = pos + 1
+        line_start = pos + 1
         pos = text.find("\n", pos + 1)
     yield start, n
 
