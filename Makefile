@@ -16,7 +16,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help run test lint format dev nightly-demo clean
+.PHONY: help run test test-fast lint format dev nightly-demo clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -41,6 +41,10 @@ run: $(RUNTIME_STAMP) $(DAGSTER_HOME)/dagster.yaml ## Install if needed, then ma
 
 test: $(DEV_STAMP) lint ## Install if needed, lint, and run the whole test suite
 	$(BIN)/pytest
+
+test-fast: $(DEV_STAMP) ## The inner loop: lint, then every test that needs no model (no Dagster run)
+	$(MAKE) lint
+	$(BIN)/pytest -m "not model" -q
 
 lint: $(DEV_STAMP) ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .

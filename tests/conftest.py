@@ -30,3 +30,17 @@ def seed_dir(tmp_path: Path) -> Path:
     for f in sorted(SEEDS.glob("*.txt")):
         shutil.copy2(f, raw / f.name)
     return raw
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that loads the embedding model (`make test-fast` leaves them out).
+
+    A test needs the model when it uses the ``embedder`` fixture (or one built on it) or starts
+    a ``docthemes run`` process.
+    """
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        source = getattr(getattr(item, "function", None), "__code__", None)
+        runs_cli = source is not None and "cli_process" in source.co_names
+        if "embedder" in fixtures or runs_cli or item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.model)
