@@ -1,6 +1,5 @@
 """Dagster resources: the embedding model, the pipeline settings and the run lock."""
 
-import hashlib
 import os
 import sys
 import threading
@@ -30,6 +29,7 @@ from pipeline.embed_onnx import OnnxEncoder, export_model
 from pipeline.ingest import IngestConfig
 from pipeline.storage import TableStore, remove_stale_temporaries
 from pipeline.themes import ThemeCatalog, ThemeConfig, load_catalog
+from pipeline.themes.feedback import labels_sha256
 
 DEFAULT_RAW_DIR = "data/raw"
 DEFAULT_PROCESSED_DIR = "data/processed"
@@ -252,7 +252,7 @@ class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
         """SHA-256 of the labels file's bytes, or None without one."""
         if self.theme_labels is None:
             return None
-        return hashlib.sha256(Path(self.theme_labels).read_bytes()).hexdigest()
+        return labels_sha256(self.theme_labels)
 
     def theme_config(self) -> ThemeConfig:
         """Validated theme settings."""

@@ -12,17 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import ROOT
+from benchmarks.common import ROOT, CachedEncoder
 from pipeline.corpus import build_corpus
-from pipeline.embed import (
-    EmbeddingCache,
-    embed_texts,
-    embed_with_cache,
-    load_model,
-    model_key,
-    resolve_model,
-    verify_weights,
-)
 from pipeline.ingest import IngestConfig
 
 NEWS_DEV = Path(os.environ.get("DOCTHEMES_NEWS_DEV", ROOT.parent / "shared" / "eval" / "news_dev"))
@@ -94,15 +85,7 @@ def load_news_dev() -> NewsDev:
             gold_file.append(row["file"])
             gold_sentence.append(row["sentence"])
 
-    spec = resolve_model()
-    model = load_model(spec)
-    cache = EmbeddingCache(
-        ROOT / "benchmarks" / "results" / "cache", model_key(spec, verify_weights(spec))
-    )
-
-    def embed(batch: list[str]) -> np.ndarray:
-        return embed_with_cache(batch, lambda t: embed_texts(model, t), cache).vectors
-
+    embed = CachedEncoder()
     return NewsDev(
         claim_ids,
         doc_ids,

@@ -23,16 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import ROOT, bbc_dir, bbc_files, copy_articles, peak_rss_mb
+from benchmarks.common import CachedEncoder, bbc_dir, bbc_files, copy_articles, peak_rss_mb
 from pipeline.corpus import build_corpus
 from pipeline.embed import (
-    EmbeddingCache,
     embed_texts,
-    embed_with_cache,
-    load_model,
-    model_key,
-    resolve_model,
-    verify_weights,
 )
 from pipeline.ingest import IngestConfig
 from pipeline.themes import (
@@ -82,18 +76,11 @@ def main() -> None:
     paragraphs = claims.column("paragraph").to_pylist()
     t_corpus = time.perf_counter() - t0
 
-    spec = resolve_model()
-    model = load_model(spec)
-    cache = EmbeddingCache(
-        ROOT / "benchmarks" / "results" / "cache", model_key(spec, verify_weights(spec))
-    )
+    embed = CachedEncoder()
+    model = embed.model
     t0 = time.perf_counter()
-    emb = embed_with_cache(texts, lambda t: embed_texts(model, t), cache)
+    emb = embed.cached(texts)
     t_embed = time.perf_counter() - t0
-
-    def embed(batch: list[str]) -> np.ndarray:
-        return embed_with_cache(batch, lambda t: embed_texts(model, t), cache).vectors
-
     vectors = ThemeVectors.from_catalog(load_catalog(), embed)
     sample = texts[:: max(1, len(texts) // 2000)]
     t0 = time.perf_counter()

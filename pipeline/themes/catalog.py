@@ -11,7 +11,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pipeline.themes.base import UNASSIGNED
+from pipeline.themes.base import UNASSIGNED, unit
 
 
 class NamedTheme(BaseModel):
@@ -88,6 +88,10 @@ class ThemeVectors:
     seed_kinds: list[list[str]] = field(default_factory=list)
     background: np.ndarray | None = None  # (n_background, dim)
     negatives: list[np.ndarray] = field(default_factory=list)
+
+    def centroid(self, k: int) -> np.ndarray:
+        """Unit mean of theme ``k``'s seeds."""
+        return unit(self.seeds[k].mean(axis=0))
 
     @classmethod
     def from_catalog(

@@ -25,7 +25,15 @@ from pathlib import Path
 from pipeline.themes.base import UNASSIGNED
 from pipeline.themes.catalog import Example
 
-__all__ = ["ClaimLabels", "Feedback", "FeedbackError", "LabelRow", "load_feedback", "read_labels"]
+__all__ = [
+    "ClaimLabels",
+    "Feedback",
+    "FeedbackError",
+    "LabelRow",
+    "labels_sha256",
+    "load_feedback",
+    "read_labels",
+]
 
 NOT: str = "not:"
 
@@ -75,7 +83,7 @@ def read_labels(path: str | Path) -> tuple[list[LabelRow], str]:
         FeedbackError: If the header or a row is malformed (the message names the line).
     """
     data = Path(path).read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
+    digest = _sha256(data)
     try:
         lines = data.decode("utf-8-sig").splitlines()
     except UnicodeDecodeError as err:
@@ -103,6 +111,15 @@ def read_labels(path: str | Path) -> tuple[list[LabelRow], str]:
             raise FeedbackError(f"{where}: 'not:{UNASSIGNED}' means nothing; name a theme")
         rows.append(LabelRow(number, claim_id, text, theme_id, positive))
     return rows, digest
+
+
+def labels_sha256(path: str | Path) -> str:
+    """SHA-256 of the labels file's bytes (the digest the runs manifest records)."""
+    return _sha256(Path(path).read_bytes())
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def load_feedback(

@@ -90,7 +90,7 @@ class ThemeModel:
         themes: list[ThemeInfo] = []
         for k, key in enumerate(self.vectors.keys):
             themes.append(ThemeInfo(key, key, "named", np.flatnonzero(labels == key)))
-            themes[-1].centroid = unit(self.vectors.seeds[k].mean(axis=0))
+            themes[-1].centroid = self.vectors.centroid(k)
         sample = scan.sample
         fine = fine_themes(
             sample.vectors, sample.claim_ids, sample.doc_ids, sample.previous, cfg, previous

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.themes.base import group_ids, group_mean, unit
+from pipeline.themes.base import group_ids, group_mean
 from pipeline.themes.catalog import ThemeVectors
 from pipeline.themes.config import ThemeConfig
 
@@ -90,10 +90,11 @@ def raw_scores(
     theme = np.zeros((n, k), dtype=np.float32)
     nearest = np.zeros((n, k), dtype=np.int32)
     total = cfg.seed_weight + cfg.centroid_weight + cfg.description_weight
+    centroids = [vectors.centroid(j) for j in range(k)]
     for j in range(k):
         sims = embeddings @ vectors.seeds[j].T
         nearest[:, j] = sims.argmax(axis=1) if n else 0
-        centroid = embeddings @ unit(vectors.seeds[j].mean(axis=0))
+        centroid = embeddings @ centroids[j]
         desc = embeddings @ vectors.descriptions[j]
         theme[:, j] = (
             cfg.seed_weight * _top_mean(sims, cfg.seed_top_k)
