@@ -37,8 +37,9 @@ from pipeline.themes import (
     array_claims,
     load_catalog,
 )
+from pipeline.themes.base import group_ids
 from pipeline.themes.catalog import Example
-from pipeline.themes.scoring import passes
+from pipeline.themes.scoring import NamedScores
 
 NONE = "none"
 
@@ -92,31 +93,43 @@ def predictions(nd: NewsDev, model: ThemeModel, keys: list[str]) -> list[str]:
     return out
 
 
-def decide(
-    scores: np.ndarray, background: np.ndarray, keys: list[str], cfg: ThemeConfig
-) -> list[str]:
-    """The named decision of pipeline.themes.scoring on precomputed scores."""
-    best = scores.argmax(axis=1)
-    rows = np.arange(len(scores))
-    ok = passes(scores[rows, best], background[rows, best], cfg)
-    return [keys[b] if o else NONE for b, o in zip(best, ok, strict=True)]
+def decide(scored: NamedScores, rows: np.ndarray, keys: list[str], cfg: ThemeConfig) -> np.ndarray:
+    """The named decision of pipeline.themes.scoring over the corpus, at these claim rows.
+
+    Decided over every claim, not only the labelled ones: the document prior needs the rest.
+    """
+    best, _, assigned, _ = scored.decide(cfg)
+    labels = np.where(assigned, np.asarray(keys, dtype=object)[best], NONE)
+    return np.asarray(labels[rows], dtype=object)
+
+
+THRESHOLDS = np.round(np.arange(0.10, 0.40, 0.01), 2)
+MARGINS = np.round(np.arange(-0.05, 0.20, 0.01), 2)
+
+
+def threshold_grid(
+    scored: NamedScores, rows: np.ndarray, keys: list[str], cfg: ThemeConfig
+) -> list[tuple[ThemeConfig, np.ndarray]]:
+    """Predictions at every (assign_threshold, background_margin) of the grid, computed once."""
+    grid = []
+    for t in THRESHOLDS:
+        for m in MARGINS:
+            c = cfg.model_copy(update={"assign_threshold": float(t), "background_margin": float(m)})
+            grid.append((c, decide(scored, rows, keys, c)))
+    return grid
 
 
 def fit_thresholds(
-    scores: np.ndarray, background: np.ndarray, gold: list[str], keys: list[str], cfg: ThemeConfig
-) -> ThemeConfig:
-    """The (assign_threshold, background_margin) of best accuracy on these rows."""
-    best: tuple[float, float, float] | None = None
-    g = np.asarray(gold)
-    for t in np.round(np.arange(0.10, 0.40, 0.01), 2):
-        for m in np.round(np.arange(-0.05, 0.20, 0.01), 2):
-            c = cfg.model_copy(update={"assign_threshold": t, "background_margin": m})
-            acc = float((np.asarray(decide(scores, background, keys, c)) == g).mean())
-            # Ties: the settings nearest the middle of the grid's best region (first found).
-            if best is None or acc > best[0] + 1e-12:
-                best = (acc, float(t), float(m))
+    grid: list[tuple[ThemeConfig, np.ndarray]], train: np.ndarray, gold: np.ndarray
+) -> tuple[ThemeConfig, np.ndarray]:
+    """The grid point of best accuracy on the training rows (ties: the first found)."""
+    best: tuple[float, int] | None = None
+    for j, (_, pred) in enumerate(grid):
+        acc = float((pred[train] == gold[train]).mean())
+        if best is None or acc > best[0] + 1e-12:
+            best = (acc, j)
     assert best is not None
-    return cfg.model_copy(update={"assign_threshold": best[1], "background_margin": best[2]})
+    return grid[best[1]]
 
 
 def stratified_folds(labels: list[str], k: int, seed: int) -> list[np.ndarray]:
@@ -231,19 +244,21 @@ def main() -> None:
 
     # 2. Cross-validated: the two settings refitted on the training folds only.
     rows = np.where(nd.gold_claim >= 0, nd.gold_claim, 0)
-    scores, background = model.named_scores_[rows], model.background_[rows]
+    scored = NamedScores(
+        model.named_scores_, model.background_, model.nearest_seed_, group_ids(nd.doc_ids)
+    )
+    grid = threshold_grid(scored, rows, keys, config)
     missing = nd.gold_claim < 0
+    gold_array = np.asarray(gold, dtype=object)
     cv_runs, chosen = [], []
     for rep in range(args.repeats):
         pred = [NONE] * len(gold)
         for test in stratified_folds(gold, 5, rep):
             train = np.setdiff1d(np.arange(len(gold)), test)
-            cfg = fit_thresholds(
-                scores[train], background[train], [gold[i] for i in train], keys, config
-            )
+            cfg, fold_pred = fit_thresholds(grid, train, gold_array)
             chosen.append((cfg.assign_threshold, cfg.background_margin))
-            for i, p in zip(test, decide(scores[test], background[test], keys, cfg), strict=True):
-                pred[i] = NONE if missing[i] else p
+            for i in test:
+                pred[i] = NONE if missing[i] else str(fold_pred[i])
         cv_runs.append(metrics(gold, pred))
     cv = cv_runs[-1]
     acc = [r["accuracy"] for r in cv_runs]
@@ -291,16 +306,12 @@ def main() -> None:
             for s, lab, f in zip(nd.gold_sentence, gold, nd.gold_file, strict=True)
             if f in given
         ]
-        scored = [i for i, f in enumerate(nd.gold_file) if f not in given]
+        held = [i for i, f in enumerate(nd.gold_file) if f not in given]
         with_fb = fit_model(nd, ThemeVectors.from_catalog(catalog, nd.embed, examples), config)  # type: ignore[arg-type]
-        before = metrics(
-            [gold[i] for i in scored], [predictions(nd, model, keys)[i] for i in scored]
-        )
-        after = metrics(
-            [gold[i] for i in scored], [predictions(nd, with_fb, keys)[i] for i in scored]
-        )
+        before = metrics([gold[i] for i in held], [predictions(nd, model, keys)[i] for i in held])
+        after = metrics([gold[i] for i in held], [predictions(nd, with_fb, keys)[i] for i in held])
         print(
-            f"  {name}: {len(examples)} labels given, {len(scored)} sentences scored: accuracy "
+            f"  {name}: {len(examples)} labels given, {len(held)} sentences scored: accuracy "
             f"{before['accuracy']:.3f} -> {after['accuracy']:.3f}, macro-F1 "
             f"{before['macro_f1']:.3f} -> {after['macro_f1']:.3f}"
         )

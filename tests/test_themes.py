@@ -236,6 +236,34 @@ def test_hierarchy_rolls_fine_themes_into_broad_ones():
         assert len({docs[i].split("-")[0] for i in b.member_idx}) == 1
 
 
+def test_a_sentence_topic_shared_by_two_kinds_of_article_is_split_between_their_broad_themes():
+    # Both kinds of article carry one shared sentence topic (as "he told reporters" is in
+    # politics and in sport); its claims form one fine theme per kind of article, so every fine
+    # theme lies inside one broad theme and each claim's broad theme is its document's.
+    dim = 16
+    rng = np.random.default_rng(1)
+    shared = 14
+    rows, docs = [], []
+    for g, topics in {0: [1, 2, shared], 8: [9, 10, shared]}.items():
+        for d in range(40):
+            for t in topics:
+                base = np.eye(dim, dtype=np.float32)[g] + np.eye(dim, dtype=np.float32)[t] * 2
+                pt = base + 0.1 * rng.standard_normal(dim).astype(np.float32)
+                rows.append(pt / np.linalg.norm(pt))
+                docs.append(f"g{g}-d{d}")
+    model, _ = _fit_synthetic(np.stack(rows), "s", docs=docs)
+    broad = {t.theme_id: t for t in model.themes_ if t.kind == "broad"}
+    assert len(broad) == 2
+    kind_of = {b: {docs[i].split("-")[0] for i in t.member_idx} for b, t in broad.items()}
+    assert sorted(map(sorted, kind_of.values())) == [["g0"], ["g8"]]
+    fine = [t for t in model.themes_ if t.kind == "discovered"]
+    for t in fine:
+        assert {docs[i].split("-")[0] for i in t.member_idx} == kind_of[str(t.parent_id)]
+    topic_of = np.array([i % 3 == 2 for i in range(len(docs))])  # the shared topic's claims
+    holders = [t for t in fine if topic_of[t.member_idx].all()]
+    assert {str(t.parent_id) for t in holders} == set(broad)
+
+
 def test_theme_trends_and_seen_dates(embedder):
     import datetime as dt
 

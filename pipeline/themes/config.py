@@ -40,6 +40,18 @@ class ThemeConfig(BaseModel):
         0.3, ge=0, lt=1, description="Share of a score taken from the paragraph and document."
     )
     paragraph_share: float = Field(0.7, ge=0, le=1)
+    document_prior: float = Field(
+        0.04,
+        ge=0,
+        le=1,
+        description="Added to a document's dominant named theme when choosing between themes.",
+    )
+    document_prior_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Share of a document's claims a named theme needs to be its dominant one.",
+    )
     nest_margin: float = Field(
         0.0,
         ge=-1,

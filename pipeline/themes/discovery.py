@@ -1,4 +1,10 @@
-"""discovery."""
+"""Discovered themes: k-means over the claims no named theme took, kept inside broad clusters.
+
+Documents are clustered first (:mod:`pipeline.themes.hierarchy`). Discovery runs over all the
+claims left, so the number of themes is chosen once for the corpus, and a theme that spans
+several broad clusters is split at their borders: a fine theme never straddles two broad
+themes, and a claim's broad theme is its document's.
+"""
 
 from __future__ import annotations
 
@@ -159,19 +165,32 @@ def fine_themes(
     prev_labels: list[str | None],
     cfg: ThemeConfig,
     previous: PreviousThemes | None,
+    cluster: np.ndarray | None = None,
 ) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """Discovered themes: (theme_id, member indices into ``x``, unit centroid), largest first."""
+    """Discovered themes: (theme_id, member indices into ``x``, unit centroid), largest first.
+
+    ``cluster``: each claim's broad cluster (its document's), if the corpus has them; on
+    later runs cluster ``c`` is ``previous.broad_ids[c]``.
+    """
     n = len(x)
     n_distinct = _count_distinct(x)
     if n_distinct < 2 or n < 2 * cfg.min_cluster_size:
         return []
     labels: np.ndarray | None
-    if previous is not None and len(previous.ids) >= 1 and len(previous.ids) < n_distinct:
+    warm = previous is not None and 1 <= len(previous.ids) < n_distinct
+    if previous is not None and warm:
         # Warm start: assign to last night's centroids, then move each centroid once to the mean
         # of its claims (one Lloyd step per night). Themes follow the data gradually instead of
         # being re-drawn by a fresh k-means, which would move boundary claims between ids.
         k = len(previous.ids)
-        prev_sims = x @ previous.centroids.T
+        # A claim warm-starts in one of its own cluster's themes (it would be split there).
+        home = previous.broad_columns()
+        other = (
+            (home[None, :] >= 0) & (home[None, :] != cluster[:, None])
+            if cluster is not None
+            else np.zeros((n, k), dtype=bool)
+        )
+        prev_sims = np.where(other, -2.0, x @ previous.centroids.T)
         labels = prev_sims.argmax(axis=1)
         # Novelty is judged against last night's themes, before any centroid moves, so a new
         # topic cannot be absorbed by a theme that has lost its own claims. Only claims without
@@ -186,7 +205,7 @@ def fine_themes(
                 for c in range(k)
             ]
         )
-        sims = x @ centroids.T
+        sims = np.where(other, -2.0, x @ centroids.T)
         best = sims.max(axis=1)
         column = {tid: c for c, tid in enumerate(previous.ids)}
         # Claims with a theme last night are never novel, so every one of them is placed here.
@@ -221,7 +240,9 @@ def fine_themes(
         sims = x[orphans] @ centroids.T
         near = sims.max(axis=1) >= cfg.novelty_threshold
         labels[orphans] = np.where(near, np.asarray(kept)[sims.argmax(axis=1)], -1)
-    members_of = [np.flatnonzero(labels == c) for c in kept]
+    if cluster is not None:
+        labels = split_by_cluster(x, labels, cluster, cfg, settle=not warm)
+    members_of = [np.flatnonzero(labels == c) for c in np.unique(labels[labels >= 0])]
     clusters = [(m, unit(x[m].mean(axis=0))) for m in members_of]
     clusters.sort(key=lambda mc: (-len(mc[0]), int(mc[0][0])))
     ids = match_ids(
@@ -233,6 +254,47 @@ def fine_themes(
         cfg.match_threshold,
     )
     return [(tid, m, c) for tid, (m, c) in zip(ids, clusters, strict=True)]
+
+
+def split_by_cluster(
+    x: np.ndarray, labels: np.ndarray, cluster: np.ndarray, cfg: ThemeConfig, settle: bool
+) -> np.ndarray:
+    """Labels with each theme cut into its parts in each broad cluster (-1 stays -1).
+
+    A part of at least ``min_cluster_size`` claims is a theme; the claims of a smaller part
+    join the nearest theme of their cluster unless novel next to every one. With ``settle``
+    (a fresh fit), the claims first settle on the nearest theme of their own cluster (Lloyd
+    steps, cosine to unit centroids): the rule the next night's warm start applies, so it
+    finds them where they are. A warm start does not settle: its own hysteresis decided.
+    """
+    out = np.full(len(labels), -1, dtype=np.int64)
+    placed = np.flatnonzero(labels >= 0)
+    if not len(placed):
+        return out
+    key = labels[placed].astype(np.int64) * (int(cluster.max()) + 1) + cluster[placed]
+    _, part, counts = np.unique(key, return_inverse=True, return_counts=True)
+    parts = np.flatnonzero(counts >= cfg.min_cluster_size)
+    if not len(parts):
+        return out
+    big = np.isin(part, parts)
+    home = np.array([cluster[placed[np.argmax(part == p)]] for p in parts])
+    foreign = cluster[placed][:, None] != home[None, :]
+    column = np.where(big, np.searchsorted(parts, part), 0)  # theme column (small: unused)
+    centroids = np.zeros((len(parts), x.shape[1]), dtype=np.float32)
+    for _ in range(_SETTLE_STEPS if settle else 1):
+        for j in np.unique(column[big]):
+            centroids[j] = unit(x[placed[big & (column == j)]].mean(axis=0))
+        sims = np.where(foreign, -2.0, x[placed] @ centroids.T)
+        nearest = sims.argmax(axis=1)
+        if not settle or np.array_equal(nearest[big], column[big]):
+            break
+        column = np.where(big, nearest, column)
+    near = sims.max(axis=1) >= cfg.novelty_threshold
+    out[placed] = np.where(big, parts[column], np.where(near, parts[nearest], -1))
+    return out
+
+
+_SETTLE_STEPS = 10
 
 
 def keep_previous(

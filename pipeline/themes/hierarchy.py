@@ -1,50 +1,88 @@
 """The theme hierarchy: broad themes, discovered themes nested in named ones, retired themes.
 
-Broad themes are clusters of documents; a discovered theme plainly about a named theme becomes
-its child; themes of last night that did not come back are kept as retired rows.
+Broad themes are clusters of documents, made before discovery (which runs inside each); a
+discovered theme plainly about a named theme becomes its child; themes of last night that did
+not come back are kept as retired rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import collections
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from pipeline.themes.base import ThemeInfo, unit
 from pipeline.themes.config import ThemeConfig
-from pipeline.themes.discovery import match_ids, search_k
+from pipeline.themes.discovery import keep_previous, match_ids, search_k
 from pipeline.themes.previous import PreviousThemes
+
+
+def document_clusters(
+    doc_vectors: np.ndarray,
+    doc_of: np.ndarray,
+    prev_labels: Sequence[str | None],
+    cfg: ThemeConfig,
+    previous: PreviousThemes | None,
+) -> np.ndarray | None:
+    """Each document's broad cluster, or None when the corpus is too small for clusters.
+
+    Documents (the unit mean of their claim embeddings) are clustered with k from 2 to
+    ``max_broad`` by silhouette. On later runs each document joins the nearest of last
+    night's broad centroids instead (cluster ``c`` is ``previous.broad_ids[c]``), keeping last
+    night's cluster unless another is closer by ``stickiness``: a document that changed
+    cluster would move every one of its claims to other fine themes. Last night's cluster is
+    read from ``prev_labels``, the previous fine themes of some claims (of documents
+    ``doc_of``).
+    """
+    n_docs = len(doc_vectors)
+    if n_docs < 3:
+        return None
+    if previous is not None and len(previous.broad_ids) >= 2:
+        prev_broad = previous_broad(doc_of, prev_labels, n_docs, previous)
+        sims = doc_vectors @ previous.broad_centroids.T
+        labels: np.ndarray = sims.argmax(axis=1)
+        column = {tid: c for c, tid in enumerate(previous.broad_ids)}
+        keep_previous(labels, sims, sims.max(axis=1), prev_broad, column, cfg.stickiness)
+        return labels
+    return search_k(doc_vectors, list(range(2, min(cfg.max_broad, n_docs - 1) + 1)), cfg)
+
+
+def previous_broad(
+    doc_of: np.ndarray, prev_labels: Sequence[str | None], n_docs: int, previous: PreviousThemes
+) -> list[str | None]:
+    """Each document's broad theme last night: that of most of its claims' fine themes."""
+    votes: list[collections.Counter[str]] = [collections.Counter() for _ in range(n_docs)]
+    for d, label in zip(doc_of, prev_labels, strict=True):
+        parent = previous.rows.get(label, {}).get("parent_id") if label is not None else None
+        if parent in previous.broad_ids:
+            votes[int(d)][str(parent)] += 1
+    return [min(v, key=lambda k: (-v[k], k)) if v else None for v in votes]
 
 
 def broad_themes(
     themes: list[ThemeInfo],
+    doc_cluster: np.ndarray,
     doc_vectors: np.ndarray,
     doc_index: np.ndarray,
+    doc_ids: Sequence[str],
+    fine_cluster: Mapping[str, int],
     named_means: Mapping[str, np.ndarray],
     cfg: ThemeConfig,
     previous: PreviousThemes | None,
 ) -> list[ThemeInfo]:
-    """Broad themes: clusters of whole documents, into which the fine themes roll up.
+    """Broad themes: the document clusters, with the fine and named themes rolled up into them.
 
     A broad theme is what an article is about (politics, sport…); fine themes are what its
-    sentences say. Documents (the unit mean of their claim embeddings, ``doc_vectors``) are
-    clustered with k from 2 to ``max_broad`` by silhouette; each fine or named theme joins the
-    broad theme that holds most of its claims' documents. On later runs each document joins the
-    nearest of last night's broad centroids instead (then each centroid moves to its documents'
-    mean), so broad ids stay put. Sets ``parent_id`` on the fine and named themes and returns
-    the broad ones.
+    sentences say, found inside one cluster (``fine_cluster``), whose broad theme becomes
+    their parent. A named theme joins the cluster holding most of its claims' documents.
+    Broad ids follow last night's by centroid. Sets ``parent_id`` on the fine and named
+    themes and returns the broad ones; none for corpora with fewer than 4 discovered themes.
     """
     discovered = [t for t in themes if t.kind == "discovered"]
     fine = [t for t in discovered if t.parent_id is None]  # not nested in a named theme
-    n_docs = len(doc_vectors)
-    if len(discovered) < 4 or not fine or n_docs < 3:
-        return []
-    if previous is not None and len(previous.broad_ids) >= 2:
-        doc_cluster: np.ndarray | None = (doc_vectors @ previous.broad_centroids.T).argmax(axis=1)
-    else:
-        doc_cluster = search_k(doc_vectors, list(range(2, min(cfg.max_broad, n_docs - 1) + 1)), cfg)
-    if doc_cluster is None:
+    if len(discovered) < 4 or not fine:
         return []
     claim_cluster = doc_cluster[doc_index]
 
@@ -52,26 +90,23 @@ def broad_themes(
         # The cluster holding most of these claims' documents (ties: the lower cluster number).
         return int(np.bincount(claim_cluster[members]).argmax())
 
-    fine_home = [home(t.member_idx) for t in fine]
-    clusters = sorted(set(fine_home))
+    named = [t for t in themes if t.kind == "named" and len(t.member_idx)]
+    named_home = [home(t.member_idx) for t in named]
+    clusters = sorted({fine_cluster[t.theme_id] for t in fine} | set(named_home))
     centroids = [unit(doc_vectors[doc_cluster == c].mean(axis=0)) for c in clusters]
     ids = match_ids(
         centroids,
-        [[t.theme_id for t, h in zip(fine, fine_home, strict=True) if h == c] for c in clusters],
+        [[doc_ids[int(d)] for d in np.flatnonzero(doc_cluster == c)] for c in clusters],
         previous.broad_ids if previous else [],
         previous.broad_centroids if previous else None,
         "broad_",
         cfg.match_threshold,
     )
     id_of = dict(zip(clusters, ids, strict=True))
-    for t, h in zip(fine, fine_home, strict=True):
+    for t in fine:
+        t.parent_id = id_of[fine_cluster[t.theme_id]]
+    for t, h in zip(named, named_home, strict=True):
         t.parent_id = id_of[h]
-    for t in themes:
-        if t.kind == "named" and len(t.member_idx):
-            # A named theme whose documents sit in a cluster with no fine theme joins the
-            # broad theme nearest to its claims instead.
-            nearest = ids[int(np.argmax(np.stack(centroids) @ named_means[t.theme_id]))]
-            t.parent_id = id_of.get(home(t.member_idx)) or nearest
     parent_of = {t.theme_id: t.parent_id for t in themes}
 
     def root(theme_id: str) -> str:

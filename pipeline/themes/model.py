@@ -21,7 +21,12 @@ from pipeline.themes.catalog import ThemeVectors
 from pipeline.themes.config import ThemeConfig
 from pipeline.themes.discovery import RestSample, fine_themes, keep_previous
 from pipeline.themes.feedback import ClaimLabels
-from pipeline.themes.hierarchy import broad_themes, nest_in_named, retired_rows
+from pipeline.themes.hierarchy import (
+    broad_themes,
+    document_clusters,
+    nest_in_named,
+    retired_rows,
+)
 from pipeline.themes.keywords import spread, theme_keywords
 from pipeline.themes.previous import PreviousThemes
 from pipeline.themes.scoring import named_scores, passes
@@ -92,12 +97,24 @@ class ThemeModel:
             themes.append(ThemeInfo(key, key, "named", np.flatnonzero(labels == key)))
             themes[-1].centroid = self.vectors.centroid(k)
         sample = scan.sample
-        fine = fine_themes(
-            sample.vectors, sample.claim_ids, sample.doc_ids, sample.previous, cfg, previous
-        )
+        doc_of = scan.doc_index[sample.index]  # each sampled claim's document
+        doc_cluster = document_clusters(scan.doc_vectors, doc_of, sample.previous, cfg, previous)
+        clusters = doc_cluster if doc_cluster is not None else np.zeros(len(scan.doc_ids), int)
+        fine = [
+            (tid, members, centroid, int(clusters[doc_of[members[0]]]))
+            for tid, members, centroid in fine_themes(
+                sample.vectors,
+                sample.claim_ids,
+                sample.doc_ids,
+                sample.previous,
+                cfg,
+                previous,
+                clusters[doc_of] if doc_cluster is not None else None,
+            )
+        ]
         if fine:
-            sims = sample.vectors @ np.stack([c for _, _, c in fine]).T
-            for c, (theme_id, members, _) in enumerate(fine):
+            sims = sample.vectors @ np.stack([c for _, _, c, _ in fine]).T
+            for c, (theme_id, members, _, _) in enumerate(fine):
                 rows = sample.index[members]
                 labels[rows] = theme_id
                 scores[rows] = sims[members, c]
@@ -105,8 +122,10 @@ class ThemeModel:
         self.sampled_ = sample.sampled
         sample.drop_vectors()  # up to fit_sample of them; the other passes read chunks
         if self.sampled_ and fine:
-            self._assign_unsampled(claims, cfg, previous, fine, scan, labels, scores, margins)
-        for theme_id, _, centroid in fine:
+            self._assign_unsampled(
+                claims, cfg, previous, fine, clusters[scan.doc_index], scan, labels, scores, margins
+            )
+        for theme_id, _, centroid, _ in fine:
             members = np.flatnonzero(labels == theme_id)
             themes.append(ThemeInfo(theme_id, theme_id, "discovered", members, centroid))
         named_means = {
@@ -115,7 +134,18 @@ class ThemeModel:
             if len(themes[k].member_idx)
         }
         nest_in_named(themes, scan.named_scores, scan.background, cfg)
-        themes += broad_themes(themes, scan.doc_vectors, scan.doc_index, named_means, cfg, previous)
+        if doc_cluster is not None:
+            themes += broad_themes(
+                themes,
+                doc_cluster,
+                scan.doc_vectors,
+                scan.doc_index,
+                scan.doc_ids,
+                {tid: c for tid, _, _, c in fine},
+                named_means,
+                cfg,
+                previous,
+            )
         self.retired_ = retired_rows(themes, previous)
         themes.append(
             ThemeInfo(UNASSIGNED, "Unassigned", UNASSIGNED, np.flatnonzero(labels == UNASSIGNED))
@@ -242,7 +272,8 @@ class ThemeModel:
         claims: ClaimSource,
         cfg: ThemeConfig,
         previous: PreviousThemes | None,
-        fine: list[tuple[str, np.ndarray, np.ndarray]],
+        fine: list[tuple[str, np.ndarray, np.ndarray, int]],
+        claim_cluster: np.ndarray,
         scan: _Scan,
         labels: np.ndarray,
         scores: np.ndarray,
@@ -250,12 +281,14 @@ class ThemeModel:
     ) -> None:
         """Second pass, above ``fit_sample``: the claims discovery did not see join its themes.
 
-        Each joins the nearest theme unless it is novel next to every one (then it stays
-        unassigned); a claim that had a theme last night keeps it unless another is clearly
-        closer. The same rules the warm start applies to the claims it fits.
+        Each joins the nearest theme of its document's broad cluster (``claim_cluster``) unless
+        it is novel next to every one (then it stays unassigned); a claim that had a theme last
+        night keeps it unless another is clearly closer. The same rules the warm start applies
+        to the claims it fits.
         """
-        ids = [tid for tid, _, _ in fine]
-        centroids = np.stack([c for _, _, c in fine])
+        ids = [tid for tid, _, _, _ in fine]
+        centroids = np.stack([c for _, _, c, _ in fine])
+        theme_cluster = np.array([c for _, _, _, c in fine])
         column = {tid: c for c, tid in enumerate(ids)}
         for chunk in claims():
             a = chunk.start
@@ -264,7 +297,9 @@ class ThemeModel:
             if not len(rows):
                 continue
             space = document_context(chunk.embeddings, chunk.doc_ids, cfg.discovery_context_weight)
-            sims = space[rows] @ centroids.T
+            every = space[rows] @ centroids.T
+            other = claim_cluster[a + rows][:, None] != theme_cluster[None, :]
+            sims = np.where(other, -2.0, every)  # below any cosine: never chosen or kept
             best = sims.argmax(axis=1)
             top = sims.max(axis=1)
             pick = np.where(top >= cfg.novelty_threshold, best, -1)
@@ -275,7 +310,7 @@ class ThemeModel:
             scores[a + rows[placed]] = sims[np.flatnonzero(placed), pick[placed]]
             for c in np.unique(pick[placed]):
                 own = np.flatnonzero(pick == c)
-                margins[a + rows[own]] = _centroid_margin(sims[own], int(c))
+                margins[a + rows[own]] = _centroid_margin(every[own], int(c))
 
     def _describe(
         self, claims: ClaimSource, cfg: ThemeConfig, named_means: Mapping[str, np.ndarray]

@@ -64,6 +64,14 @@ class PreviousThemes:
             themes_of[order],
         )
 
+    def broad_columns(self) -> np.ndarray:
+        """Per fine theme (``ids``), the position of its broad parent in ``broad_ids``, or -1."""
+        column = {tid: c for c, tid in enumerate(self.broad_ids)}
+        return np.array(
+            [column.get(self.rows[tid].get("parent_id") or "", -1) for tid in self.ids],
+            dtype=np.int64,
+        )
+
     def labels_of(self, claim_ids: Sequence[str]) -> list[str | None]:
         """Each claim's discovered theme last night, or None."""
         if not len(self.claim_keys) or not claim_ids:

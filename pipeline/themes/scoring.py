@@ -11,6 +11,11 @@ on the corpus, so an absolute threshold alone does not transfer: a theme is assi
 wins over the other themes *and* over the background by ``background_margin``, with a low floor
 ``assign_threshold`` against text that is far from everything. Both scores are first mixed with
 the claim's paragraph and document means, because a news paragraph develops one idea.
+
+A document mostly about one named theme (at least ``document_prior_share`` of its claims take
+it) also tips its close calls that way: the theme's score gets ``document_prior`` added when
+choosing between themes, not when testing the floor and the background, so the prior decides
+between fitting themes and never makes an off-theme claim fit.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.themes.base import group_ids, group_mean
+from pipeline.themes.base import group_ids, group_mean, group_means
 from pipeline.themes.catalog import ThemeVectors
 from pipeline.themes.config import ThemeConfig
 
@@ -32,14 +37,16 @@ class NamedScores:
     theme: np.ndarray  # (n, k) context-mixed theme scores
     background: np.ndarray  # (n, k) context-mixed background score against each theme
     nearest: np.ndarray  # (n, k) index of the nearest seed (``ThemeVectors.seeds[k]``)
+    documents: np.ndarray  # (n,) dense document number per claim
 
     def decide(
         self, cfg: ThemeConfig, veto: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Best theme per claim, its score, whether it is assigned, and its margin.
 
-        The margin is the best score minus the runner-up: the next named theme or the
-        background, whichever is higher. ``veto`` (``(n, k)`` bool) rules themes out for some
+        The margin is the chosen theme's score minus the runner-up's: the best other named
+        theme or the background, whichever is higher (negative where the document prior
+        decided a close call). ``veto`` (``(n, k)`` bool) rules themes out for some
         claims (an analyst's ``not:`` label).
         """
         n, k = self.theme.shape
@@ -47,14 +54,35 @@ class NamedScores:
             empty = np.zeros(n, dtype=np.float32)
             return np.zeros(n, np.int64), empty, np.zeros(n, bool), empty
         theme = self.theme if veto is None else np.where(veto, -2.0, self.theme)
-        best = theme.argmax(axis=1)
         rows = np.arange(n)
-        score = theme[rows, best]
+        best = theme.argmax(axis=1)
+        if cfg.document_prior:
+            assigned = passes(theme[rows, best], self.background[rows, best], cfg)
+            prior = cfg.document_prior * self._dominant(best, assigned, cfg)
+            best = (theme + prior).argmax(axis=1)
+        score = self.theme[rows, best]
         background = self.background[rows, best]
-        runner_up = np.partition(theme, k - 2, axis=1)[:, k - 2] if k > 1 else background
-        margin = score - np.maximum(runner_up, background)
+        others = theme.copy()
+        others[rows, best] = -np.inf
+        runner_up = np.maximum(others.max(axis=1), background) if k > 1 else background
+        margin = score - runner_up
         assigned = passes(score, background, cfg)
         return best, score.astype(np.float32), assigned, margin.astype(np.float32)
+
+    def _dominant(self, best: np.ndarray, assigned: np.ndarray, cfg: ThemeConfig) -> np.ndarray:
+        """``(n, k)``: 1 where the theme is dominant among the *other* claims of the document."""
+        n, k = self.theme.shape
+        votes = np.zeros((n, k), dtype=np.float32)
+        votes[np.flatnonzero(assigned), best[assigned]] = 1
+        sizes = np.bincount(self.documents)
+        totals = group_means(votes, self.documents, len(sizes)) * sizes[:, None]
+        # Leave the claim itself out: its own vote must not tip its own call.
+        others = sizes[self.documents] - 1
+        share = (totals[self.documents] - votes) / np.maximum(others, 1)[:, None]
+        top = share.max(axis=1, keepdims=True)
+        dominant = (share >= top) & (share >= cfg.document_prior_share) & (others > 0)[:, None]
+        out: np.ndarray = dominant.astype(np.float32)
+        return out
 
 
 def passes(score: np.ndarray, background: np.ndarray, cfg: ThemeConfig) -> np.ndarray:
@@ -79,6 +107,7 @@ def named_scores(
         mix_context(theme, doc_ids, paragraphs, *mix),
         mix_context(background, doc_ids, paragraphs, *mix),
         nearest,
+        group_ids(doc_ids),
     )
 
 
