@@ -18,7 +18,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="materialize every asset, run the checks, publish")
     run.add_argument("--log-level", default="INFO", help="Dagster console log level")
+    sub.add_parser(
+        "rollback",
+        help="publish the snapshot before the current one again (DOCTHEMES_PROCESSED_DIR)",
+    )
     args = parser.parse_args(argv)
+    if args.command == "rollback":
+        return rollback()
     code = run_all(args.log_level)
     if argv is None:  # a process of its own (console script, python -m)
         _exit_without_teardown(code)
@@ -83,6 +89,26 @@ def _prestart_model() -> None:
     except ModelError:
         return  # the embedding step reports it
     ModelProcess.prestart(spec, DEFAULT_DEVICE, None, DEFAULT_BATCH_SIZE)
+
+
+def rollback() -> int:
+    """Switch the output dir back to its previous snapshot, holding the run lock."""
+    from assets.resources import processed_dir_from_env
+    from pipeline.snapshots import RunLockedError, TableStore
+
+    store = TableStore(processed_dir_from_env())
+    try:
+        with store.lock(timeout_s=0):
+            store.recover()
+            left, now = store.rollback()
+    except (RunLockedError, ValueError) as err:
+        sys.stderr.write(f"docthemes rollback: {err}\n")
+        return 2
+    sys.stdout.write(
+        f"docthemes rollback: {store.base_dir} now publishes snapshot {now} (was {left}; kept "
+        "in place, marked rolled back; the next run publishes a new snapshot)\n"
+    )
+    return 0
 
 
 def summarize(result: dg.ExecuteInProcessResult) -> str:

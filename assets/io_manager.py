@@ -1,13 +1,15 @@
 """One Parquet IO manager for every asset: explicit schemas, staged atomic writes, no pickle."""
 
 import os
+import uuid
 from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from pipeline.storage import MissingTableError, TableFile, TableStore, write_table
+from pipeline.snapshots import TableStore
+from pipeline.storage import MissingTableError, TableFile, write_table
 
 # The asset whose materialization publishes a run's staged tables (see assets/runs.py).
 PUBLISHER = dg.AssetKey("runs")
@@ -21,7 +23,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     In a run that includes the `runs` asset (every full or scheduled run), tables are written to
     ``<base_dir>/.staging/<run_id>/`` and published together by `runs` once every blocking check
     has passed; a run that fails publishes nothing. A run of a hand-picked subset without `runs`
-    publishes each table as it is written.
+    publishes each table as it is written, each as a snapshot of its own (pipeline.snapshots).
 
     Outputs must be ``pyarrow.Table`` objects already cast to their contract schema, or a
     :class:`~pipeline.storage.TableFile` a step streamed to disk (moved into place by a
@@ -46,13 +48,18 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             )
         name = context.asset_key.path[-1]
         run_id = _staging_run_id(context)
-        path = self.store.staged(name, run_id) if run_id else self.store.published(name)
+        # Outside a full run the table is published alone: its own stage, one snapshot.
+        stage = run_id or f"single-{uuid.uuid4().hex}"
+        path = self.store.staged(name, stage)
         if isinstance(obj, TableFile):
             self.store.place(obj.path, path)
             meta = file_metadata(TableFile(path))
         else:
             write_table(obj, path)
             meta = table_metadata(obj, path)
+        if run_id is None:
+            self.store.publish(stage)
+            meta["path"] = dg.MetadataValue.path(os.fspath(self.store.published(name)))
         context.add_output_metadata({**meta, "published": dg.MetadataValue.bool(run_id is None)})
 
     def load_input(self, context: dg.InputContext) -> pa.Table | TableFile:

@@ -27,7 +27,8 @@ from pipeline.embed import (
 )
 from pipeline.embed_onnx import OnnxEncoder, export_model
 from pipeline.ingest import IngestConfig
-from pipeline.storage import TableStore, remove_stale_temporaries
+from pipeline.snapshots import DEFAULT_KEEP_SNAPSHOTS, TableStore
+from pipeline.storage import remove_stale_temporaries
 from pipeline.themes import ThemeCatalog, ThemeConfig, load_catalog
 from pipeline.themes.feedback import labels_sha256
 
@@ -203,6 +204,11 @@ class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
     max_sentence_chars: int = Field(default=1000, ge=50)
     embed_chunk_size: int = Field(default=2048, ge=1, description="Claims embedded per checkpoint.")
     full_refresh: bool = Field(default=False, description="Ignore previous tables and caches.")
+    keep_snapshots: int = Field(
+        default=DEFAULT_KEEP_SNAPSHOTS,
+        ge=1,
+        description="Published snapshots kept in the output dir, for `docthemes rollback`.",
+    )
     max_corpus_shrink: float = Field(
         default=0.5,
         ge=0,
@@ -280,10 +286,37 @@ class RunLockResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         finished = store.recover()
         if finished and context.log is not None:
             context.log.warning(f"finished the publication of killed runs: {', '.join(finished)}")
-        removed = store.discard_staging(keep=context.run.run_id if context.run else None)
+        run_id = context.run.run_id if context.run else None
+        if context.run is not None and context.run.parent_run_id is not None:
+            self._resume(context, store, context.run.parent_run_id, context.run.run_id)
+        removed = store.discard_staging(keep=run_id)
         removed += [p.name for p in remove_stale_temporaries(store.base_dir)]
         if removed and context.log is not None:
             context.log.warning(f"removed leftovers of killed runs: {', '.join(removed)}")
+
+    def _resume(
+        self, context: dg.InitResourceContext, store: TableStore, parent: str, run_id: str
+    ) -> None:
+        """A re-execution continues from the tables its parent run staged, or fails clearly.
+
+        The steps it does not re-run would otherwise read the published tables of another
+        night, and publish them mixed with tonight's.
+        """
+        names = store.inherit_staging(parent, run_id)
+        if names is not None:
+            if context.log is not None:
+                context.log.info(f"resuming run {parent}: its staged {', '.join(names)}")
+            return
+        parent_run = context.instance.get_run_by_id(parent) if context.instance else None
+        if parent_run is not None and parent_run.status == dg.DagsterRunStatus.SUCCESS:
+            return  # it published: its tables are the published ones
+        self.teardown_after_execution(context)
+        raise dg.Failure(
+            f"cannot re-execute run {parent}: the tables it staged are gone (another run has "
+            "started since, or its output dir changed), so the steps this re-execution skips "
+            "would read another night's tables. Start a new run instead (docthemes run, or "
+            "materialize all assets)."
+        )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         """Release the lock."""

@@ -63,7 +63,7 @@ def runs(
     # Staged with the data tables: the manifest row is published in the same set as them, so
     # tables never appear without the row that says what made them.
     write_table(table, store.staged("runs", run_id))
-    published = [n for n in store.publish(run_id) if n != "runs"]
+    published = [n for n in store.publish(run_id, settings.keep_snapshots) if n != "runs"]
     path = store.published("runs")
     return dg.MaterializeResult(
         metadata={

@@ -1,9 +1,9 @@
-"""Atomic Parquet publication and strict reading.
+"""Atomic Parquet files and strict reading.
 
-A table is published by writing a temporary file in the destination directory and renaming it
-over the old one (``os.replace`` is atomic on POSIX within one file system), so a reader sees
-either the previous table or the new one, never a partial file, and a killed run leaves the
-previous table in place.
+A file is written as a temporary file in its destination directory and renamed over the old
+one (``os.replace`` is atomic on POSIX within one file system), so a reader sees either the
+previous file or the new one, never a partial file. How a run's tables are published together
+is :mod:`pipeline.snapshots`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,18 +25,17 @@ __all__ = [
     "BATCH_ROWS",
     "MissingTableError",
     "ParquetSink",
-    "RunLockedError",
     "TableFile",
-    "TableStore",
     "read_table",
     "remove_stale_temporaries",
+    "fsync_dir",
     "table_path",
     "write_table",
 ]
 
 log = logging.getLogger(__name__)
 
-_TMP_PREFIX = ".tmp-"
+TMP_PREFIX = ".tmp-"
 # Row groups sized for analysts' engines (DuckDB, Spark) and for bounded memory when streaming.
 ROW_GROUP_SIZE = 50_000
 # Rows per record batch when a step streams a table: a few MB, whatever the corpus size.
@@ -101,7 +99,7 @@ class ParquetSink(contextlib.AbstractContextManager["ParquetSink"]):
     def __enter__(self) -> ParquetSink:
         """Open a temporary file next to the destination."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{self.path.name}.", dir=self.path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{self.path.name}.", dir=self.path.parent)
         os.close(fd)
         self._tmp = Path(tmp)
         self._writer = pq.ParquetWriter(
@@ -132,7 +130,7 @@ class ParquetSink(contextlib.AbstractContextManager["ParquetSink"]):
                 # mkstemp creates 0600 files; published tables are for every analyst to read.
                 os.chmod(self._tmp, 0o644)
                 os.replace(self._tmp, self.path)
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
                 log.debug("published %s (%d rows)", self.path, self.num_rows)
         finally:
             if self._tmp.exists():
@@ -232,7 +230,7 @@ def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
     d = Path(directory)
     if not d.is_dir():
         return []
-    stale = sorted(d.rglob(f"{_TMP_PREFIX}*"))
+    stale = sorted(d.rglob(f"{TMP_PREFIX}*"))
     for p in stale:
         if p.is_dir() and not p.is_symlink():  # e.g. a killed model export's work dir
             shutil.rmtree(p, ignore_errors=True)
@@ -241,8 +239,8 @@ def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
     return stale
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable across a power loss, not just the file contents.
+def fsync_dir(directory: Path) -> None:
+    """Make the renames in ``directory`` durable across a power loss, not just file contents."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -251,151 +249,3 @@ def _fsync_dir(directory: Path) -> None:
 
 
 READ_BUFFER = 1 << 20  # bytes; see TableFile.batches
-STAGING_DIR = ".staging"
-SCRATCH_DIR = ".scratch"  # streaming steps' files before the IO manager places them
-LOCK_FILE = ".docthemes.lock"
-PUBLISHING = "PUBLISHING"  # commit record of a publication in progress
-
-
-class RunLockedError(RuntimeError):
-    """Another docthemes run holds the lock on the output dir."""
-
-
-class TableStore:
-    """Published tables in ``base_dir`` and per-run staging under ``base_dir/.staging/<run_id>``.
-
-    A run writes every table to its staging dir; :meth:`publish` then renames them all into
-    ``base_dir``. Until then readers see the previous night's tables, so a run that fails or is
-    killed publishes nothing.
-    """
-
-    def __init__(self, base_dir: str | os.PathLike[str]) -> None:
-        """Store the output dir."""
-        self.base_dir = Path(base_dir)
-
-    def published(self, name: str) -> Path:
-        """Path of a published table."""
-        return table_path(self.base_dir, name)
-
-    def staged(self, name: str, run_id: str) -> Path:
-        """Path of a table staged by ``run_id``."""
-        return table_path(self.base_dir / STAGING_DIR / run_id, name)
-
-    def scratch(self, name: str) -> Path:
-        """A new path where a streaming step writes ``name`` before the IO manager places it.
-
-        Under the output dir (one file system, so the move is a rename), in a hidden folder: a
-        killed run's leftover must not match a reader's ``data/processed/*.parquet``. Named
-        like a temporary file, so the next run removes it.
-        """
-        folder = self.base_dir / SCRATCH_DIR
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder / f"{_TMP_PREFIX}{uuid.uuid4().hex}-{name}.parquet"
-
-    def place(self, source: Path, destination: Path) -> None:
-        """Move a finished file (see :meth:`scratch`) to its staged or published path."""
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(source, 0o644)
-        os.replace(source, destination)
-        _fsync_dir(destination.parent)
-
-    def current(self, name: str, run_id: str | None = None) -> Path:
-        """The table as ``run_id`` sees it: its own staged version, else the published one."""
-        if run_id is not None and self.staged(name, run_id).exists():
-            return self.staged(name, run_id)
-        return self.published(name)
-
-    def read(
-        self, name: str, run_id: str | None = None, columns: list[str] | None = None
-    ) -> pa.Table:
-        """Read :meth:`current`; raises :class:`MissingTableError` if it does not exist."""
-        return read_table(self.current(name, run_id), columns=columns)
-
-    def previous(self, name: str, columns: list[str] | None = None) -> pa.Table | None:
-        """The published table, or None before the first successful run."""
-        path = self.published(name)
-        return read_table(path, columns=columns) if path.exists() else None
-
-    def staged_names(self, run_id: str) -> list[str]:
-        """Names of the tables ``run_id`` has staged, sorted."""
-        stage = self.base_dir / STAGING_DIR / run_id
-        return sorted(p.stem for p in stage.glob("*.parquet")) if stage.is_dir() else []
-
-    def publish(self, run_id: str) -> list[str]:
-        """Move every table staged by ``run_id`` into place, as one set; return their names.
-
-        A commit record (``PUBLISHING``) is made durable in the staging dir before the first
-        rename: a run killed between two renames is rolled forward by :meth:`recover` at the
-        next run's start, so readers never keep a mix of two nights' tables.
-        """
-        stage = self.base_dir / STAGING_DIR / run_id
-        if not stage.is_dir():
-            return []
-        names = self.staged_names(run_id)
-        record = stage / PUBLISHING
-        with open(record, "w", encoding="utf-8") as fh:
-            fh.write("\n".join(names) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        _fsync_dir(stage)
-        self._finish(stage)
-        log.info("published %s", ", ".join(names))
-        return names
-
-    def recover(self) -> list[str]:
-        """Finish the publication of runs killed half-way (they have a commit record).
-
-        Only safe while holding the run lock. Returns the run ids rolled forward.
-        """
-        root = self.base_dir / STAGING_DIR
-        if not root.is_dir():
-            return []
-        done = []
-        for stage in sorted(root.iterdir()):
-            if (stage / PUBLISHING).is_file():
-                self._finish(stage)
-                done.append(stage.name)
-                log.warning("finished publishing the tables of run %s", stage.name)
-        return done
-
-    def _finish(self, stage: Path) -> None:
-        for path in sorted(stage.glob("*.parquet")):
-            os.replace(path, self.base_dir / path.name)
-        _fsync_dir(self.base_dir)
-        shutil.rmtree(stage, ignore_errors=True)
-
-    def discard_staging(self, keep: str | None = None) -> list[str]:
-        """Remove staging dirs of runs that died before publishing (all but ``keep``)."""
-        root = self.base_dir / STAGING_DIR
-        if not root.is_dir():
-            return []
-        removed = []
-        for stage in sorted(root.iterdir()):
-            if stage.name != keep:
-                shutil.rmtree(stage, ignore_errors=True)
-                removed.append(stage.name)
-        return removed
-
-    @contextlib.contextmanager
-    def lock(self, timeout_s: float = 0.0) -> Iterator[None]:
-        """Hold the output dir's run lock; two runs at once would overwrite each other's tables.
-
-        Raises:
-            RunLockedError: If another run holds it for longer than ``timeout_s`` seconds.
-        """
-        from filelock import FileLock, Timeout
-
-        self.base_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(self.base_dir / LOCK_FILE)
-        try:
-            lock.acquire(timeout=timeout_s)
-        except Timeout as err:
-            raise RunLockedError(
-                f"another docthemes run is writing to {self.base_dir} (lock file "
-                f"{self.base_dir / LOCK_FILE}); waited {timeout_s:.0f} s. Let it finish, or "
-                "raise run_lock.timeout_s to wait longer."
-            ) from err
-        try:
-            yield
-        finally:
-            lock.release()

@@ -73,7 +73,9 @@ def assert_tables_equal(a: pd.DataFrame, b: pd.DataFrame, name: str, atol: float
             assert x.astype(str).equals(y.astype(str)), f"{name}.{col}"
 
 
-def cli_process(raw: Path, out: Path, home: Path) -> subprocess.Popen:
+def cli_process(
+    raw: Path, out: Path, home: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
     """Start `docthemes run` (as `make run` does) in a fresh process with DOCTHEMES_* set."""
     from tests.conftest import ROOT
 
@@ -83,6 +85,7 @@ def cli_process(raw: Path, out: Path, home: Path) -> subprocess.Popen:
         "DOCTHEMES_PROCESSED_DIR": str(out),
         "DAGSTER_HOME": str(home),
         "HF_HUB_OFFLINE": "1",
+        **(extra_env or {}),
     }
     home.mkdir(exist_ok=True)
     return subprocess.Popen(

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from assets.resources import EmbedderResource, PipelineSettings
 from pipeline.embed import EmbeddingCache, embed_with_cache
-from pipeline.storage import TableStore
+from pipeline.snapshots import TableStore
 from tests.conftest import ROOT
 from tests.helpers import TABLES, assert_tables_equal, cli_process, materialize_all, read_all
 

@@ -1,4 +1,4 @@
-"""Atomic Parquet publication: readers never see a partial table."""
+"""Atomic Parquet files and snapshot publication: readers never see a partial table or set."""
 
 import os
 
@@ -64,41 +64,135 @@ def test_empty_tables_keep_their_schema(tmp_path):
     assert read_table(path).schema.equals(SCHEMAS["claims"])
 
 
-def test_publication_killed_half_way_is_rolled_forward(tmp_path, monkeypatch):
-    # The tables are published as one set: a run killed between two renames leaves a commit
-    # record, and the next run finishes the renames instead of deleting the staged rest.
-    from pipeline.storage import TableStore
+def _publish(store, sizes, run_id):
+    for name, n in sizes.items():
+        write_table(table(n), store.staged(name, run_id))
+    return store.publish(run_id)
+
+
+def _rows(store, names=("a", "b", "c")):
+    return {n: read_table(store.published(n)).num_rows for n in names}
+
+
+def test_publication_killed_before_the_switch_shows_the_old_set_then_rolls_forward(
+    tmp_path, monkeypatch
+):
+    # The tables are published as one set by one switch: a run killed after its snapshot is
+    # complete but before the switch leaves readers on last night's whole set; the next run
+    # switches to the complete snapshot instead of deleting it.
+    from pipeline import snapshots
+    from pipeline.snapshots import TableStore
 
     store = TableStore(tmp_path)
-    for name in ("a", "b", "c"):
-        write_table(table(1), store.published(name))
-        write_table(table(2), store.staged(name, "run1"))
-    real_replace = os.replace
-    calls = []
+    _publish(store, {"a": 1, "b": 1, "c": 1}, "run0")
 
-    def dying_replace(src, dst):
-        calls.append(dst)
-        if len(calls) == 2:
-            raise KeyboardInterrupt("killed between two renames")
-        real_replace(src, dst)
+    def killed(point):
+        if point == "snapshot-renamed":
+            raise KeyboardInterrupt("killed before the switch")
 
-    monkeypatch.setattr(os, "replace", dying_replace)
+    monkeypatch.setattr(snapshots, "fault_point", killed)
     with pytest.raises(KeyboardInterrupt):
-        store.publish("run1")
-    monkeypatch.setattr(os, "replace", real_replace)
-    rows = {n: read_table(store.published(n)).num_rows for n in ("a", "b", "c")}
-    assert rows == {"a": 2, "b": 1, "c": 1}  # mixed: what a reader would see until recovery
-    assert store.recover() == ["run1"]
-    assert {n: read_table(store.published(n)).num_rows for n in ("a", "b", "c")} == {
-        "a": 2,
-        "b": 2,
-        "c": 2,
-    }
+        _publish(store, {"a": 2, "b": 2, "c": 2}, "run1")
+    monkeypatch.undo()
+    assert _rows(store) == {"a": 1, "b": 1, "c": 1}  # never a mix
+    assert len(store.recover()) == 1
+    assert _rows(store) == {"a": 2, "b": 2, "c": 2}
     assert store.discard_staging() == []  # nothing left to discard
+    for name in "abc":  # the analysts' paths resolve through the one switched link
+        assert store.published(name).is_symlink()
+        assert store.published(name).resolve().parent == store.current_snapshot()
+
+
+def test_a_kill_between_the_switch_and_a_new_table_link_is_repaired(tmp_path, monkeypatch):
+    from pipeline import snapshots
+    from pipeline.snapshots import TableStore
+
+    store = TableStore(tmp_path)
+    _publish(store, {"a": 1}, "run0")
+
+    def killed(point):
+        if point == "switched":
+            raise KeyboardInterrupt("killed after the switch")
+
+    monkeypatch.setattr(snapshots, "fault_point", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _publish(store, {"a": 2, "d": 5}, "run1")
+    monkeypatch.undo()
+    assert _rows(store, ["a"]) == {"a": 2} and not store.published("d").exists()
+    store.recover()
+    assert _rows(store, ["a", "d"]) == {"a": 2, "d": 5}
+
+
+def test_tables_a_run_did_not_write_are_carried_into_its_snapshot(tmp_path):
+    from pipeline.snapshots import TableStore
+
+    store = TableStore(tmp_path)
+    _publish(store, {"a": 1, "b": 1}, "run0")
+    assert _publish(store, {"b": 3}, "run1") == ["b"]
+    assert _rows(store, ["a", "b"]) == {"a": 1, "b": 3}
+    assert sorted(p.name for p in store.current_snapshot().glob("*.parquet")) == [
+        "a.parquet",
+        "b.parquet",
+    ]
+
+
+def test_plain_tables_of_an_older_version_become_links_on_the_first_publication(tmp_path):
+    from pipeline.snapshots import TableStore
+
+    store = TableStore(tmp_path)
+    write_table(table(1), store.published("a"))
+    write_table(table(1), store.published("b"))
+    _publish(store, {"a": 2}, "run1")
+    assert _rows(store, ["a", "b"]) == {"a": 2, "b": 1}
+    assert store.published("a").is_symlink() and store.published("b").is_symlink()
+
+
+def test_rollback_keeps_n_snapshots_and_is_not_undone_by_recovery(tmp_path):
+    from pipeline.snapshots import TableStore
+
+    store = TableStore(tmp_path)
+    for n in range(1, 6):
+        _publish(store, {"a": n}, f"run{n}")
+    store.prune(3)
+    assert len(store.snapshots()) == 3  # the default keep is 3, and prune(3) is a no-op
+    left, now = store.rollback()
+    assert left.endswith("run5") and now.endswith("run4")
+    assert _rows(store, ["a"]) == {"a": 4}
+    assert store.recover() == [] and _rows(store, ["a"]) == {"a": 4}
+    store.rollback()
+    assert _rows(store, ["a"]) == {"a": 3}
+    with pytest.raises(ValueError, match="no earlier snapshot"):
+        store.rollback()
+    _publish(store, {"a": 6}, "run6")  # the next night publishes a new snapshot
+    assert _rows(store, ["a"]) == {"a": 6}
+    # The abandoned run4 and run5 are deleted; run3 stays, with run6 and one slot to spare.
+    assert [p.name.split("-")[-1] for p in store.snapshots()] == ["run3", "run6"]
+    assert store.rollback()[1].endswith("run3")
+
+
+def test_a_reader_holding_an_old_table_keeps_reading_it_after_pruning(tmp_path):
+    from pipeline.snapshots import TableStore
+
+    store = TableStore(tmp_path)
+    _publish(store, {"a": 1}, "run1")
+    reader = pq.ParquetFile(store.published("a"))
+    for n in range(2, 6):
+        _publish(store, {"a": n}, f"run{n}")
+    assert reader.read().num_rows == 1 and _rows(store, ["a"]) == {"a": 5}
+
+
+def test_a_re_execution_inherits_its_parents_staging(tmp_path):
+    from pipeline.snapshots import TableStore
+
+    store = TableStore(tmp_path)
+    write_table(table(7), store.staged("a", "parent"))
+    assert store.inherit_staging("parent", "child") == ["a"]
+    assert read_table(store.current("a", "child")).num_rows == 7
+    assert store.inherit_staging("gone", "child") is None
 
 
 def test_staging_without_a_commit_record_is_not_published(tmp_path):
-    from pipeline.storage import TableStore
+    from pipeline.snapshots import TableStore
 
     store = TableStore(tmp_path)
     write_table(table(1), store.published("a"))
