@@ -1,34 +1,62 @@
-"""``docthemes`` command line: run the pipeline the way the nightly job does."""
+"""``docthemes`` command line: run the pipeline as the nightly job does, and look at its tables.
+
+Every read command (``status``, ``themes``, ``claims``, ``search``, ``doc``) reads the published
+tables of ``DOCTHEMES_PROCESSED_DIR`` (``--out`` overrides it) and reruns nothing; ``--json``
+prints JSON for scripts. Exit codes: 0 success, 1 no tables yet or a failed run, 2 bad arguments
+(an unknown theme or document id included).
+"""
 
 from __future__ import annotations
 
-import argparse
+import datetime as dt
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
 
 if TYPE_CHECKING:
     import dagster as dg
 
+app = typer.Typer(
+    name="docthemes",
+    help=(
+        "Run the pipeline as the nightly job does, and look at its published tables. Exit "
+        "codes: 0 success, 1 no tables yet or a failed run, 2 a bad argument."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+)
+Out = Annotated[
+    str | None,
+    typer.Option("--out", help="Output dir (default: DOCTHEMES_PROCESSED_DIR or data/processed)."),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``docthemes`` console script."""
-    parser = argparse.ArgumentParser(prog="docthemes", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="materialize every asset, run the checks, publish")
-    run.add_argument("--log-level", default="INFO", help="Dagster console log level")
-    sub.add_parser(
-        "rollback",
-        help="publish the snapshot before the current one again (DOCTHEMES_PROCESSED_DIR)",
-    )
-    args = parser.parse_args(argv)
-    if args.command == "rollback":
-        return rollback()
-    code = run_all(args.log_level)
-    if argv is None:  # a process of its own (console script, python -m)
+    try:
+        app(args=argv, prog_name="docthemes")  # standalone: it exits with the command's code
+        code = 0
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    if argv is None and _RAN_PIPELINE:  # a process of its own (console script, python -m)
         _exit_without_teardown(code)
     return code
+
+
+_RAN_PIPELINE: list[bool] = []
+
+
+@app.command()
+def run(
+    log_level: Annotated[str, typer.Option(help="Dagster console log level")] = "INFO",
+) -> None:
+    """Materialize every asset, run the checks, publish."""
+    _RAN_PIPELINE.append(True)
+    raise typer.Exit(run_all(log_level))
 
 
 def _exit_without_teardown(code: int) -> None:
@@ -109,6 +137,163 @@ def rollback() -> int:
         "in place, marked rolled back; the next run publishes a new snapshot)\n"
     )
     return 0
+
+
+@app.command("rollback")
+def rollback_command() -> None:
+    """Publish the snapshot before the current one again (DOCTHEMES_PROCESSED_DIR)."""
+    raise typer.Exit(rollback())
+
+
+def _out(out: str | None) -> str:
+    from assets.resources import processed_dir_from_env
+
+    return out or processed_dir_from_env()
+
+
+def _reading(fn: Any) -> Any:
+    """Call ``fn``; no tables yet: exit 1, unknown id: exit 2, each with a plain message."""
+    from pipeline.explore import NoTablesError, UnknownIdError
+
+    try:
+        return fn()
+    except NoTablesError as err:
+        typer.echo(f"docthemes: {err}", err=True)
+        raise typer.Exit(1) from err
+    except UnknownIdError as err:
+        typer.echo(f"docthemes: {err}", err=True)
+        raise typer.Exit(2) from err
+
+
+def _show(rows: list[dict[str, Any]], columns: list[str], title: str, as_json: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipeline.explore import to_json
+
+    if as_json:
+        typer.echo(to_json(rows))
+        return
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    Console(width=160).print(table)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return "" if value is None else str(value)
+
+
+@app.command()
+def status(out: Out = None, as_json: Json = False) -> None:
+    """Last run: when, how long, rows per table, rejects by reason, what changed."""
+    from pipeline import explore
+
+    info = _reading(lambda: explore.status(_out(out)))
+    if as_json:
+        typer.echo(explore.to_json(info))
+        return
+    typer.echo(
+        f"last run {info['run_id']} ({info['runs']} in all): started {info['started_at']}, "
+        f"{info['duration_s']} s, {info['input_files']} input files, model {info['model']}"
+    )
+    change = info["change_since_previous_run"] or {}
+    rows = [
+        {"table": k, "rows": v, "change": f"{change[k]:+d}" if k in change else "new"}
+        for k, v in sorted(info["row_counts"].items())
+    ]
+    _show(rows, ["table", "rows", "change"], "published tables", False)
+    rejects = [{"reason": k, "files": v} for k, v in info["rejected_by_reason"].items()]
+    if rejects:
+        _show(rejects, ["reason", "files"], "rejected files", False)
+    else:
+        typer.echo("no rejected files")
+
+
+@app.command()
+def themes(
+    kind: Annotated[str | None, typer.Option(help="named, discovered, broad or unassigned")] = None,
+    out: Out = None,
+    as_json: Json = False,
+) -> None:
+    """Themes, largest first: id, label, size, share, trend, top keywords."""
+    from pipeline import explore
+
+    if kind not in (None, "named", "discovered", "broad", "unassigned"):
+        raise typer.BadParameter(f"unknown kind {kind!r}", param_hint="--kind")
+    rows = _reading(lambda: explore.themes(_out(out), kind))
+    arrows = {"up": "↑", "down": "↓", "flat": "→", None: ""}
+    for r in rows:
+        r["trend_arrow"] = arrows[r["trend"]]
+    columns = ["theme_id", "label", "kind", "n_claims", "share", "trend_arrow", "keywords"]
+    _show(rows, columns, "themes", as_json)
+
+
+@app.command()
+def claims(
+    theme: Annotated[str, typer.Option("--theme", help="Theme id (docthemes themes)")],
+    since: Annotated[
+        str | None, typer.Option(help="Only documents dated on or after (YYYY-MM-DD)")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 20,
+    out: Out = None,
+    as_json: Json = False,
+) -> None:
+    """Claims of a theme, best score first, with document title and date."""
+    from pipeline import explore
+
+    try:
+        day = dt.date.fromisoformat(since) if since else None
+    except ValueError as err:
+        raise typer.BadParameter(
+            f"{since!r} is not a date (YYYY-MM-DD)", param_hint="--since"
+        ) from err
+    rows = _reading(lambda: explore.claims(_out(out), theme, day, limit))
+    _show(rows, ["score", "text", "title", "date", "claim_id"], f"claims of {theme}", as_json)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for, in plain words")],
+    k: Annotated[int, typer.Option("--k", min=1, help="How many claims")] = 10,
+    theme: Annotated[str | None, typer.Option(help="Only claims of this theme")] = None,
+    out: Out = None,
+    as_json: Json = False,
+) -> None:
+    """Semantic search over the claims, with the run's own embedding model."""
+    from pipeline import explore
+    from pipeline.embed import embed_texts, load_model, resolve_model
+
+    folder = _out(out)
+    name, sha256 = _reading(lambda: explore.search_model(folder))
+    model = load_model(resolve_model(name, sha256))
+    vector = embed_texts(model, [query])[0]
+    rows = _reading(lambda: explore.search(folder, vector, k, theme))
+    _show(rows, ["score", "text", "title", "theme_id", "doc_id"], f"search: {query}", as_json)
+
+
+@app.command()
+def doc(
+    doc_id: Annotated[str, typer.Argument(help="Document id (documents.doc_id)")],
+    out: Out = None,
+    as_json: Json = False,
+) -> None:
+    """A document's text with its claims and their themes."""
+    from pipeline import explore
+
+    info = _reading(lambda: explore.document(_out(out), doc_id))
+    if as_json:
+        typer.echo(explore.to_json(info))
+        return
+    typer.echo(f"{info['title'] or info['source_path']} ({info['date'] or 'undated'})\n")
+    typer.echo(info["text"])
+    _show(info["claims"], ["char_start", "char_end", "theme_id", "text"], "claims", False)
 
 
 def summarize(result: dg.ExecuteInProcessResult) -> str:

@@ -1,0 +1,274 @@
+"""Reading the published tables for analysts: status, themes, claims, semantic search, documents.
+
+Pure functions over ``<processed_dir>/<table>.parquet``; nothing here reruns the pipeline. The
+``docthemes`` read commands (``assets/cli.py``) render what these return, as tables or JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.storage import table_path
+
+SEARCH_BATCH_ROWS = 65_536  # embeddings scanned at a time: memory stays flat for any corpus
+
+
+class NoTablesError(RuntimeError):
+    """The output dir has no published tables yet."""
+
+
+class UnknownIdError(ValueError):
+    """A theme or document id that is not in the published tables."""
+
+
+def _path(out: str | Path, name: str) -> Path:
+    path = table_path(out, name)
+    if not path.exists():
+        raise NoTablesError(
+            f"no published tables in {out} yet (no {path.name}): run `docthemes run` first"
+        )
+    return path
+
+
+def _read(out: str | Path, name: str, columns: list[str] | None = None) -> pa.Table:
+    return pq.read_table(_path(out, name), columns=columns)
+
+
+def status(out: str | Path) -> dict[str, Any]:
+    """The last run: when, how long, rows per table, rejects by reason, and what changed."""
+    runs = _read(out, "runs").to_pylist()
+    last = runs[-1]
+    before = runs[-2] if len(runs) > 1 else None
+    counts = dict(last["row_counts"])
+    changed = (
+        {k: v - dict(before["row_counts"]).get(k, 0) for k, v in counts.items()}
+        if before is not None
+        else None
+    )
+    rejected = _read(out, "rejected_files", ["reason"]).column("reason").to_pylist()
+    reasons: dict[str, int] = {}
+    for reason in rejected:
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return {
+        "output_dir": str(out),
+        "runs": len(runs),
+        "run_id": last["run_id"],
+        "started_at": last["started_at"].isoformat(),
+        "finished_at": last["finished_at"].isoformat(),
+        "duration_s": round((last["finished_at"] - last["started_at"]).total_seconds(), 1),
+        "model": last["model"],
+        "input_files": last["input_files"],
+        "row_counts": counts,
+        "change_since_previous_run": changed,
+        "rejected_by_reason": dict(sorted(reasons.items())),
+        "published_tables": list(last["published_tables"]),
+    }
+
+
+def themes(out: str | Path, kind: str | None = None) -> list[dict[str, Any]]:
+    """Active themes, largest first: id, label, kind, size, share, trend, top keywords.
+
+    ``trend`` compares the theme's share of claims on its last two dates in ``theme_trends``:
+    ``up``, ``down``, ``flat`` (within 1 point), or None with fewer than two dates.
+    """
+    rows = _read(out, "themes").to_pylist()
+    total = sum(r["n_claims"] for r in rows if r["kind"] != "broad")
+    trends = _read(out, "theme_trends", ["theme_id", "date", "share"]).to_pylist()
+    by_theme: dict[str, list[tuple[dt.date, float]]] = {}
+    for t in trends:
+        by_theme.setdefault(t["theme_id"], []).append((t["date"], t["share"]))
+    out_rows = []
+    for r in rows:
+        if r["status"] != "active" or (kind is not None and r["kind"] != kind):
+            continue
+        series = sorted(by_theme.get(r["theme_id"], []))
+        trend = None
+        if len(series) >= 2:
+            delta = series[-1][1] - series[-2][1]
+            trend = "flat" if abs(delta) < 0.01 else ("up" if delta > 0 else "down")
+        out_rows.append(
+            {
+                "theme_id": r["theme_id"],
+                "label": r["label"],
+                "kind": r["kind"],
+                "parent_id": r["parent_id"],
+                "n_claims": r["n_claims"],
+                "share": round(r["n_claims"] / total, 4) if total else 0.0,
+                "trend": trend,
+                "keywords": list(r["keywords"][:5]),
+            }
+        )
+    out_rows.sort(key=lambda r: (-r["n_claims"], r["theme_id"]))
+    return out_rows
+
+
+def theme_ids(out: str | Path) -> set[str]:
+    """Every theme id of the published ``themes`` table."""
+    return set(_read(out, "themes", ["theme_id"]).column("theme_id").to_pylist())
+
+
+def claims(
+    out: str | Path, theme_id: str, since: dt.date | None = None, limit: int = 20
+) -> list[dict[str, Any]]:
+    """Claims whose primary theme is ``theme_id``, best score first, with their document.
+
+    Raises:
+        UnknownIdError: If the theme is not in ``themes``.
+    """
+    if theme_id not in theme_ids(out):
+        raise UnknownIdError(f"unknown theme id {theme_id!r}: `docthemes themes` lists them")
+    ct = _read(out, "claim_themes", ["claim_id", "theme_id", "score", "rank"])
+    primary = ct.filter(pc.and_(pc.equal(ct["rank"], 1), pc.equal(ct["theme_id"], theme_id)))
+    wanted = primary.column("claim_id")
+    found = _read(out, "claims", ["claim_id", "doc_id", "text"]).filter(
+        pc.is_in(pc.field("claim_id"), wanted)
+    )
+    docs = _documents(out, set(found.column("doc_id").to_pylist()))
+    score = dict(zip(wanted.to_pylist(), primary.column("score").to_pylist(), strict=True))
+    rows = []
+    for c in found.to_pylist():
+        doc = docs[c["doc_id"]]
+        if since is not None and (doc["date"] is None or doc["date"] < since):
+            continue
+        rows.append({**c, **doc, "date": _iso(doc["date"]), "score": score[c["claim_id"]]})
+    rows.sort(key=lambda r: (-round(r["score"], 4), r["claim_id"]))
+    return rows[:limit]
+
+
+def search(
+    out: str | Path,
+    query_vector: np.ndarray,
+    k: int = 10,
+    theme_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """The ``k`` claims nearest a query's unit vector (cosine), best first.
+
+    Scans ``claim_embeddings`` ``SEARCH_BATCH_ROWS`` rows at a time with a running top-k, so
+    memory is one batch whatever the corpus; ``theme_id`` keeps claims with that primary theme.
+
+    Raises:
+        UnknownIdError: If ``theme_id`` is not in ``themes``.
+    """
+    primary = _primary_themes(out)
+    if theme_id is not None and theme_id not in theme_ids(out):
+        raise UnknownIdError(f"unknown theme id {theme_id!r}: `docthemes themes` lists them")
+    q = np.asarray(query_vector, dtype=np.float32).ravel()
+    best: list[tuple[float, str]] = []  # a min-heap of (score, claim_id)
+    file = pq.ParquetFile(_path(out, "claim_embeddings"))
+    for batch in file.iter_batches(batch_size=SEARCH_BATCH_ROWS, columns=["claim_id", "embedding"]):
+        ids = batch.column("claim_id").to_pylist()
+        flat = batch.column("embedding").flatten().to_numpy(zero_copy_only=False)
+        scores = flat.reshape(len(ids), -1) @ q
+        if theme_id is not None:
+            keep = np.fromiter((primary.get(i) == theme_id for i in ids), bool, len(ids))
+            scores = np.where(keep, scores, -np.inf)
+        top = np.argsort(-scores, kind="stable")[:k]
+        for j in top:
+            if np.isfinite(scores[j]):
+                item = (float(scores[j]), ids[j])
+                if len(best) < k:
+                    heapq.heappush(best, item)
+                elif item > best[0]:
+                    heapq.heapreplace(best, item)
+    ranked = sorted(best, key=lambda s: (-s[0], s[1]))
+    found = {
+        c["claim_id"]: c
+        for c in _read(out, "claims", ["claim_id", "doc_id", "text"])
+        .filter(pc.is_in(pc.field("claim_id"), pa.array([i for _, i in ranked], pa.string())))
+        .to_pylist()
+    }
+    docs = _documents(out, {c["doc_id"] for c in found.values()})
+    return [
+        {
+            "score": round(score, 4),
+            "claim_id": cid,
+            "text": found[cid]["text"],
+            "doc_id": found[cid]["doc_id"],
+            **{k: v for k, v in docs[found[cid]["doc_id"]].items() if k != "date"},
+            "date": _iso(docs[found[cid]["doc_id"]]["date"]),
+            "theme_id": primary.get(cid),
+        }
+        for score, cid in ranked
+    ]
+
+
+def search_model(out: str | Path) -> tuple[str, str | None]:
+    """The embedding model (name, weights SHA-256) of the last run: queries must use it."""
+    last = _read(out, "runs", ["model", "model_weights_sha256"]).to_pylist()[-1]
+    return last["model"], last["model_weights_sha256"]
+
+
+def document(out: str | Path, doc_id: str) -> dict[str, Any]:
+    """A document's text with its claims (spans) and their primary themes, in text order.
+
+    Raises:
+        UnknownIdError: If the document is not in ``documents``.
+    """
+    docs = _read(out, "documents", ["doc_id", "source_path", "title", "published_date", "text"])
+    match = docs.filter(pc.equal(docs["doc_id"], doc_id)).to_pylist()
+    if not match:
+        raise UnknownIdError(f"unknown document id {doc_id!r}: see documents.doc_id")
+    doc = match[0]
+    cl = _read(out, "claims", ["claim_id", "doc_id", "text", "char_start", "char_end"])
+    rows = cl.filter(pc.equal(cl["doc_id"], doc_id)).to_pylist()
+    primary = _primary_themes(out)
+    return {
+        "doc_id": doc_id,
+        "source_path": doc["source_path"],
+        "title": doc["title"],
+        "date": _iso(doc["published_date"]),
+        "text": doc["text"],
+        "claims": [
+            {
+                "claim_id": r["claim_id"],
+                "char_start": r["char_start"],
+                "char_end": r["char_end"],
+                "text": r["text"],
+                "theme_id": primary.get(r["claim_id"]),
+            }
+            for r in sorted(rows, key=lambda r: r["char_start"])
+        ],
+    }
+
+
+def to_json(value: object) -> str:
+    """JSON for scripts (dates as ISO strings)."""
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
+
+
+def _primary_themes(out: str | Path) -> dict[str, str]:
+    ct = _read(out, "claim_themes", ["claim_id", "theme_id", "rank"])
+    primary = ct.filter(pc.equal(ct["rank"], 1))
+    return dict(
+        zip(
+            primary.column("claim_id").to_pylist(),
+            primary.column("theme_id").to_pylist(),
+            strict=True,
+        )
+    )
+
+
+def _documents(out: str | Path, doc_ids: set[str]) -> dict[str, dict[str, Any]]:
+    docs = _read(out, "documents", ["doc_id", "source_path", "title", "published_date"])
+    docs = docs.filter(pc.is_in(pc.field("doc_id"), pa.array(sorted(doc_ids), pa.string())))
+    return {
+        d["doc_id"]: {
+            "title": d["title"],
+            "source_path": d["source_path"],
+            "date": d["published_date"],
+        }
+        for d in docs.to_pylist()
+    }
+
+
+def _iso(value: dt.date | None) -> str | None:
+    return value.isoformat() if value is not None else None

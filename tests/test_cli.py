@@ -1,0 +1,122 @@
+"""The `docthemes` read commands on a materialized output (typer's test runner)."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from assets.cli import app
+from tests.conftest import ROOT
+from tests.helpers import materialize_all
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory, embedder):
+    raw = tmp_path_factory.mktemp("raw")
+    for f in sorted((ROOT / "data" / "raw").glob("*.txt")):
+        (raw / f.name).write_bytes(f.read_bytes())
+    (raw / "empty.txt").write_text("")  # one reject, so status has one to show
+    processed = tmp_path_factory.mktemp("processed")
+    assert materialize_all(raw, processed, embedder).success
+    return str(processed)
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def as_json(result):
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_every_command_has_help():
+    for command in ("run", "status", "themes", "claims", "search", "doc", "rollback"):
+        result = invoke(command, "--help")
+        assert result.exit_code == 0 and "Usage" in result.output, command
+
+
+def test_no_tables_yet_is_said_plainly(tmp_path):
+    for args in (
+        ["status"],
+        ["themes"],
+        ["claims", "--theme", "energy_axis"],
+        ["doc", "x"],
+        ["search", "gas"],
+    ):
+        result = invoke(*args, "--out", str(tmp_path))
+        assert result.exit_code == 1, args
+        assert "no published tables" in result.output and "docthemes run" in result.output
+
+
+def test_status(out):
+    info = as_json(invoke("status", "--out", out, "--json"))
+    assert info["runs"] == 1 and info["row_counts"]["documents"] == 2
+    assert info["rejected_by_reason"] == {"empty": 1}
+    text = invoke("status", "--out", out)
+    assert text.exit_code == 0 and "documents" in text.output and "empty" in text.output
+
+
+def test_themes_by_kind(out):
+    rows = as_json(invoke("themes", "--out", out, "--json", "--kind", "named"))
+    assert {r["theme_id"] for r in rows} == {
+        "energy_axis",
+        "military_collaboration",
+        "multipolarity",
+        "isolation",
+    }
+    assert all(r["kind"] == "named" for r in rows)
+    assert [r["n_claims"] for r in rows] == sorted((r["n_claims"] for r in rows), reverse=True)
+    assert invoke("themes", "--out", out, "--kind", "nope").exit_code == 2
+
+
+def test_claims_of_a_theme(out):
+    rows = as_json(invoke("claims", "--theme", "energy_axis", "--out", out, "--json"))
+    assert rows and all(r["doc_id"] and r["text"] for r in rows)
+    assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    assert (
+        len(
+            as_json(
+                invoke("claims", "--theme", "energy_axis", "--limit", "1", "--out", out, "--json")
+            )
+        )
+        == 1
+    )
+    future = invoke(
+        "claims", "--theme", "energy_axis", "--since", "2999-01-01", "--out", out, "--json"
+    )
+    assert as_json(future) == []
+
+
+def test_unknown_theme_and_bad_arguments_exit_2(out):
+    unknown = invoke("claims", "--theme", "no_such_theme", "--out", out)
+    assert unknown.exit_code == 2 and "unknown theme id 'no_such_theme'" in unknown.output
+    assert invoke("claims", "--out", out).exit_code == 2  # --theme is required
+    assert invoke("claims", "--theme", "energy_axis", "--since", "May", "--out", out).exit_code == 2
+    assert invoke("doc", "no-such-doc", "--out", out).exit_code == 2
+    assert invoke("search", "gas", "--theme", "no_such_theme", "--out", out).exit_code == 2
+
+
+def test_search_finds_the_gas_claims_with_the_runs_model(out):
+    rows = as_json(invoke("search", "gas pipeline deals", "--k", "3", "--out", out, "--json"))
+    assert len(rows) == 3
+    assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    assert any("gas" in r["text"].lower() or "pipeline" in r["text"].lower() for r in rows)
+    only = as_json(
+        invoke("search", "gas", "--theme", "military_collaboration", "--out", out, "--json")
+    )
+    assert all(r["theme_id"] == "military_collaboration" for r in only)
+
+
+def test_doc_shows_text_and_claims_with_themes(out):
+    doc_id = as_json(invoke("claims", "--theme", "energy_axis", "--out", out, "--json"))[0][
+        "doc_id"
+    ]
+    info = as_json(invoke("doc", doc_id, "--out", out, "--json"))
+    assert info["claims"] and all(
+        info["text"][c["char_start"] : c["char_end"]] == c["text"] for c in info["claims"]
+    )
+    assert "energy_axis" in {c["theme_id"] for c in info["claims"]}
+    assert invoke("doc", doc_id, "--out", out).exit_code == 0
