@@ -152,15 +152,20 @@ def search(
 ) -> list[dict[str, Any]]:
     """The ``k`` claims nearest a query's unit vector (cosine), best first.
 
-    Scans ``claim_embeddings`` ``SEARCH_BATCH_ROWS`` rows at a time with a running top-k, so
-    memory is one batch whatever the corpus; ``theme_id`` keeps claims with that primary theme.
+    Scans ``claim_embeddings`` ``SEARCH_BATCH_ROWS`` rows at a time with a running top-k, and
+    reads the other tables filtered to the claims it returns (or to the theme's members), so
+    memory is one batch plus the answer whatever the corpus; ``theme_id`` keeps claims with
+    that primary theme.
 
     Raises:
         UnknownIdError: If ``theme_id`` is not in ``themes``.
     """
-    primary = _primary_themes(out)
-    if theme_id is not None and theme_id not in theme_ids(out):
-        raise UnknownIdError(f"unknown theme id {theme_id!r}: `docthemes themes` lists them")
+    members: set[str] | None = None
+    if theme_id is not None:
+        if theme_id not in theme_ids(out):
+            raise UnknownIdError(f"unknown theme id {theme_id!r}: `docthemes themes` lists them")
+        rank1 = (pc.field("rank") == 1) & (pc.field("theme_id") == theme_id)
+        members = set(_where(out, "claim_themes", ["claim_id"], rank1).column(0).to_pylist())
     q = np.asarray(query_vector, dtype=np.float32).ravel()
     best: list[tuple[float, str]] = []  # a min-heap of (score, claim_id)
     file = pq.ParquetFile(_path(out, "claim_embeddings"))
@@ -168,11 +173,10 @@ def search(
         ids = batch.column("claim_id").to_pylist()
         flat = batch.column("embedding").flatten().to_numpy(zero_copy_only=False)
         scores = flat.reshape(len(ids), -1) @ q
-        if theme_id is not None:
-            keep = np.fromiter((primary.get(i) == theme_id for i in ids), bool, len(ids))
+        if members is not None:
+            keep = np.fromiter((i in members for i in ids), bool, len(ids))
             scores = np.where(keep, scores, -np.inf)
-        top = np.argsort(-scores, kind="stable")[:k]
-        for j in top:
+        for j in np.argsort(-scores, kind="stable")[:k]:
             if np.isfinite(scores[j]):
                 item = (float(scores[j]), ids[j])
                 if len(best) < k:
@@ -180,25 +184,39 @@ def search(
                 elif item > best[0]:
                     heapq.heapreplace(best, item)
     ranked = sorted(best, key=lambda s: (-s[0], s[1]))
+    wanted = pa.array([i for _, i in ranked], pa.string())
     found = {
         c["claim_id"]: c
-        for c in _read(out, "claims", ["claim_id", "doc_id", "text"])
-        .filter(pc.is_in(pc.field("claim_id"), pa.array([i for _, i in ranked], pa.string())))
-        .to_pylist()
+        for c in _where(
+            out, "claims", ["claim_id", "doc_id", "text"], pc.field("claim_id").isin(wanted)
+        ).to_pylist()
+    }
+    themes_of = {
+        r["claim_id"]: r["theme_id"]
+        for r in _where(
+            out,
+            "claim_themes",
+            ["claim_id", "theme_id"],
+            (pc.field("rank") == 1) & pc.field("claim_id").isin(wanted),
+        ).to_pylist()
     }
     docs = _documents(out, {c["doc_id"] for c in found.values()})
-    return [
-        {
-            "score": round(score, 4),
-            "claim_id": cid,
-            "text": found[cid]["text"],
-            "doc_id": found[cid]["doc_id"],
-            **{k: v for k, v in docs[found[cid]["doc_id"]].items() if k != "date"},
-            "date": _iso(docs[found[cid]["doc_id"]]["date"]),
-            "theme_id": primary.get(cid),
-        }
-        for score, cid in ranked
-    ]
+    rows = []
+    for score, cid in ranked:
+        doc = docs[found[cid]["doc_id"]]
+        rows.append(
+            {
+                "score": round(score, 4),
+                "claim_id": cid,
+                "text": found[cid]["text"],
+                "doc_id": found[cid]["doc_id"],
+                "title": doc["title"],
+                "source_path": doc["source_path"],
+                "date": _iso(doc["date"]),
+                "theme_id": themes_of.get(cid),
+            }
+        )
+    return rows
 
 
 def search_model(out: str | Path) -> tuple[str, str | None]:
@@ -245,6 +263,13 @@ def to_json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2, default=str)
 
 
+def _where(out: str | Path, name: str, columns: list[str], condition: pc.Expression) -> pa.Table:
+    """Rows of a table that meet ``condition``, scanned a batch at a time (pyarrow.dataset)."""
+    import pyarrow.dataset as ds
+
+    return ds.dataset(_path(out, name)).to_table(columns=columns, filter=condition)
+
+
 def _primary_themes(out: str | Path) -> dict[str, str]:
     ct = _read(out, "claim_themes", ["claim_id", "theme_id", "rank"])
     primary = ct.filter(pc.equal(ct["rank"], 1))
@@ -258,8 +283,12 @@ def _primary_themes(out: str | Path) -> dict[str, str]:
 
 
 def _documents(out: str | Path, doc_ids: set[str]) -> dict[str, dict[str, Any]]:
-    docs = _read(out, "documents", ["doc_id", "source_path", "title", "published_date"])
-    docs = docs.filter(pc.is_in(pc.field("doc_id"), pa.array(sorted(doc_ids), pa.string())))
+    docs = _where(
+        out,
+        "documents",
+        ["doc_id", "source_path", "title", "published_date"],
+        pc.field("doc_id").isin(pa.array(sorted(doc_ids), pa.string())),
+    )
     return {
         d["doc_id"]: {
             "title": d["title"],
