@@ -15,6 +15,9 @@ from pipeline.storage import TableFile
 CACHE_DIR = "_cache/embeddings"  # under the output dir; "_" hides it from dataset readers
 
 
+PROGRESS_EVERY_S = 10.0
+
+
 @dg.asset(
     group_name="embeddings",
     description="One L2-normalised embedding per claim (claim_id, embedding, model).",
@@ -37,6 +40,21 @@ def claim_embeddings(
         cache.clear()
     out = TableFile(settings.store.scratch("claim_embeddings"))
     start = time.perf_counter()
+    last_report = [start]
+
+    def report(embedded: int, waiting: int) -> None:
+        # A log line every PROGRESS_EVERY_S (and at the end): a long night shows its rate and
+        # ETA in `docthemes run`, the UI's run log, and cron's mail alike.
+        now = time.perf_counter()
+        if waiting and now - last_report[0] < PROGRESS_EVERY_S:
+            return
+        last_report[0] = now
+        rate = embedded / max(now - start - embedder.load_seconds, 1e-9)  # after the model load
+        context.log.info(
+            f"embedding: {embedded:,} texts embedded, {waiting:,} to go "
+            f"({rate:,.0f} texts/s, ETA {waiting / rate:,.0f} s)"
+        )
+
     result = embed_claims(
         claims,
         embedder.embed,
@@ -45,6 +63,7 @@ def claim_embeddings(
         embedder.model_name,
         chunk_size=settings.embed_chunk_size,
         dimension=lambda: embedder.dimension,
+        progress=report,
     )
     encode_s = time.perf_counter() - start - embedder.load_seconds
     metadata: dict[str, Any] = {

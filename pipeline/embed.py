@@ -620,8 +620,12 @@ def _embed_new(
     chunk_size: int,
     sort_window: int,
     max_shards: int,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, int, int]:
     """Embed and cache every distinct text not yet cached; return all keys, hits and misses.
+
+    ``progress(embedded, waiting)`` is called after each chunk: texts embedded so far, and
+    texts found new but not embedded yet (all that remain once the claims are all read).
 
     Hits and misses count distinct texts. Each night adds a shard; past ``max_shards`` they are
     merged into one, so reading the cache stays a few file opens after years of nights.
@@ -635,13 +639,18 @@ def _embed_new(
     key_blocks: list[np.ndarray] = []
     window: dict[bytes, str] = {}
     misses = 0
+    embedded = 0
 
     def flush() -> np.ndarray:
+        nonlocal embedded
         todo = sorted(window, key=lambda k: (len(window[k]), k))  # ties by key: deterministic
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start : start + chunk_size]
             vectors = np.asarray(embed([window[k] for k in chunk]), dtype=np.float32)
             cache.append([k.decode() for k in chunk], vectors)
+            embedded += len(chunk)
+            if progress is not None:
+                progress(embedded, misses - embedded)
         window.clear()
         return np.union1d(known, np.array(todo, dtype=_KEY_DTYPE))
 
@@ -683,6 +692,7 @@ def embed_claims(
     max_shards: int = 8,
     dimension: Callable[[], int] | None = None,
     batch_size: int = BATCH_ROWS,
+    progress: Callable[[int, int], None] | None = None,
 ) -> EmbeddedClaims:
     """Write the `claim_embeddings` table of ``claims`` to ``destination``, streaming.
 
@@ -709,6 +719,7 @@ def embed_claims(
         max_shards: Past this many cache shards, they are merged into one.
         dimension: The model's dimension, asked for only when there is no claim at all.
         batch_size: Claims read (and embedding rows written) at a time.
+        progress: ``progress(embedded, waiting)`` after each chunk of new texts.
     """
     keys, hits, misses = _embed_new(
         (b.column(0).to_pylist() for b in claims.batches(["text"], batch_size)),
@@ -717,6 +728,7 @@ def embed_claims(
         chunk_size,
         sort_window,
         max_shards,
+        progress,
     )
     if not len(keys):
         dim = dimension() if dimension else 0

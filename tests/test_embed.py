@@ -279,3 +279,22 @@ def test_claim_embeddings_asset_invoked_directly(tmp_path, seed_dir, embedder):
     np.testing.assert_allclose(
         align_embeddings(table, claims.column("claim_id")), expected, atol=1e-5
     )
+
+
+def test_embedding_reports_progress_after_each_chunk(tmp_path):
+    from pipeline.embed import EmbeddingCache, embed_with_cache
+    from pipeline.embed import _embed_new as embed_new
+
+    seen = []
+    cache = EmbeddingCache(tmp_path, "m")
+
+    def fake_embed(texts):
+        return np.tile(np.eye(1, 4, dtype=np.float32), (len(texts), 1))
+
+    texts = [f"text {i}" for i in range(10)]
+    embed_new([texts], fake_embed, cache, 4, 100, 8, lambda done, left: seen.append((done, left)))
+    assert seen == [(4, 6), (8, 2), (10, 0)]
+    seen.clear()
+    embed_with_cache(texts, fake_embed, cache)  # everything cached: nothing to report
+    embed_new([texts], fake_embed, cache, 4, 100, 8, lambda d, w: seen.append((d, w)))
+    assert seen == []
