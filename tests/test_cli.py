@@ -120,3 +120,18 @@ def test_doc_shows_text_and_claims_with_themes(out):
     )
     assert "energy_axis" in {c["theme_id"] for c in info["claims"]}
     assert invoke("doc", doc_id, "--out", out).exit_code == 0
+
+
+def test_the_reading_snippets_of_docs_tables_run(out):
+    # docs/tables.md's DuckDB and polars snippets, run as written against this output.
+    import re
+
+    text = (ROOT / "docs" / "tables.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) == 2
+    scope: dict = {}
+    for block in blocks:
+        exec(block.replace("data/processed/", f"{out}/"), scope)
+    energy, sizes = scope["energy"], scope["sizes"]
+    assert len(energy) and list(energy.columns)[:3] == ["source_path", "char_start", "char_end"]
+    assert set(sizes["kind"]) >= {"named"} and sizes["claims"].sum() >= len(energy)
