@@ -1,0 +1,87 @@
+"""A real `dagster-webserver` on loopback, asked over GraphQL for the asset graph."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+QUERY = """
+{
+  assetNodes {
+    assetKey { path }
+    assetChecksOrError { ... on AssetChecks { checks { name blocking } } }
+  }
+}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _post(url: str, query: str) -> dict:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.slow
+def test_the_webserver_serves_every_asset_and_check(tmp_path: Path):
+    from assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    expected_assets = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    expected_checks = {k.name for k in graph.asset_check_keys}
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path),
+        "DOCTHEMES_PROCESSED_DIR": str(tmp_path / "out"),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(port)]
+        + ["-w", str(ROOT / "workspace.yaml")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/graphql"
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stderr.read()[-2000:] if server.stderr else ""
+            try:
+                nodes = _post(url, QUERY)["data"]["assetNodes"]
+                if nodes:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the webserver did not answer"
+            time.sleep(0.5)
+        assets = {"/".join(n["assetKey"]["path"]) for n in nodes}
+        checks = {
+            c["name"]: c["blocking"]
+            for n in nodes
+            for c in n["assetChecksOrError"].get("checks", [])
+        }
+        assert assets == expected_assets
+        assert set(checks) == expected_checks and all(checks.values())
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
