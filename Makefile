@@ -16,7 +16,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help run test test-fast lint format dev nightly-demo clean
+.PHONY: help run test test-fast lint format dev nightly-demo clean chromium
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -32,6 +32,15 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@ $(RUNTIME_STAMP)
 
+# The report's real-browser test needs headless Chromium (Debian package `chromium`).
+CHROMIUM := $(shell command -v chromium 2>/dev/null)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+ifeq ($(CHROMIUM),)
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
+endif
+
 $(DAGSTER_HOME)/dagster.yaml: config/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp $< $@
@@ -39,7 +48,7 @@ $(DAGSTER_HOME)/dagster.yaml: config/dagster.yaml
 run: $(RUNTIME_STAMP) $(DAGSTER_HOME)/dagster.yaml ## Install if needed, then materialize every asset on $DOCTHEMES_RAW_DIR
 	$(BIN)/docthemes run
 
-test: $(DEV_STAMP) lint ## Install if needed, lint, and run the whole test suite
+test: $(DEV_STAMP) chromium lint ## Install if needed, lint, and run the whole test suite
 	$(BIN)/pytest
 
 test-fast: $(DEV_STAMP) ## The inner loop: lint, then every test that needs no model (no Dagster run)

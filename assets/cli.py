@@ -279,6 +279,26 @@ def search(
 
 
 @app.command()
+def report(
+    open_: Annotated[bool, typer.Option("--open", help="Open it in the default browser")] = False,
+    out: Out = None,
+) -> None:
+    """Write the theme report (report.html) from the published tables, and open it."""
+    from assets.report import blocking_checks
+    from pipeline import explore
+    from pipeline.report import write_report
+
+    folder = _out(out)
+    _reading(lambda: explore.search_model(folder))  # says plainly when there are no tables
+    path, _ = write_report(folder, blocking_checks())
+    typer.echo(f"docthemes report: {path}")
+    if open_:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
+
+
+@app.command()
 def doc(
     doc_id: Annotated[str, typer.Argument(help="Document id (documents.doc_id)")],
     out: Out = None,
@@ -304,7 +324,12 @@ def summarize(result: dg.ExecuteInProcessResult) -> str:
         mat = event.materialization
         name = mat.asset_key.to_user_string()
         meta[name] = {k: v.value for k, v in mat.metadata.items()}
-        rows.append(f"  {name:<18} {meta[name].get('dagster/row_count', '?'):>8} rows")
+        count = meta[name].get("dagster/row_count")
+        rows.append(
+            f"  {name:<18} {count:>8} rows"
+            if count is not None
+            else f"  {name:<18} {meta[name].get('path', '')}"
+        )
     checks = result.get_asset_check_evaluations()
     failed = [c for c in checks if not c.passed]
     for check in failed:

@@ -33,7 +33,7 @@ def as_json(result):
 
 
 def test_every_command_has_help():
-    for command in ("run", "status", "themes", "claims", "search", "doc", "rollback"):
+    for command in ("run", "status", "themes", "claims", "search", "doc", "report", "rollback"):
         result = invoke(command, "--help")
         assert result.exit_code == 0 and "Usage" in result.output, command
 
@@ -45,6 +45,7 @@ def test_no_tables_yet_is_said_plainly(tmp_path):
         ["claims", "--theme", "energy_axis"],
         ["doc", "x"],
         ["search", "gas"],
+        ["report"],
     ):
         result = invoke(*args, "--out", str(tmp_path))
         assert result.exit_code == 1, args
@@ -135,3 +136,49 @@ def test_the_reading_snippets_of_docs_tables_run(out):
     energy, sizes = scope["energy"], scope["sizes"]
     assert len(energy) and list(energy.columns)[:3] == ["source_path", "char_start", "char_end"]
     assert set(sizes["kind"]) >= {"named"} and sizes["claims"].sum() >= len(energy)
+
+
+def test_report_command_rewrites_the_report(out):
+    from pathlib import Path
+
+    report = Path(out) / "report.html"
+    report.unlink()
+    result = invoke("report", "--out", out)
+    assert result.exit_code == 0 and report.is_file() and "report.html" in result.output
+
+
+def test_the_report_renders_in_a_real_browser(out, tmp_path):
+    # Headless Chromium (installed by `make test`) opens the report from disk: every plot is an
+    # SVG with drawn paths, nothing is fetched from the network, no console error; a screenshot
+    # is kept in the test's temp dir.
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    report = Path(out) / "report.html"
+    page = report.read_text(encoding="utf-8")
+    import re
+
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page)  # nothing fetched
+    assert "<script" not in page and "<link" not in page
+    chromium = shutil.which("chromium")
+    assert chromium, "headless Chromium is missing: `make test` installs the Debian package"
+    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr"]
+    shot = tmp_path / "report.png"
+    dom = subprocess.run(
+        [*flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    for plot in ("theme_sizes", "document_heatmap", "claim_map", "theme_trends"):
+        section = dom.stdout.split(f'id="{plot}"', 1)[1].split("</section>", 1)[0]
+        assert "<svg" in section and section.count("<path") >= 3, plot
+    assert "<mark id=" in dom.stdout  # representative claims highlighted in their documents
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
+    assert console == [], console
+    taken = subprocess.run(
+        [*flags, f"--screenshot={shot}", "--window-size=1200,2400", report.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert taken.returncode == 0 and shot.stat().st_size > 10_000, taken.stderr[-2000:]

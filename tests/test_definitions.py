@@ -24,6 +24,7 @@ def test_definitions_load():
         "document_themes",
         "theme_trends",
         "runs",
+        "theme_report",
     }
     assert defs.resolve_job_def("docthemes_job").executor_def.name == "in_process"
     # Every check is blocking: a failure must stop publication.

@@ -1,4 +1,4 @@
-"""A real `dagster-webserver` on loopback, asked over GraphQL for the asset graph."""
+"""A real `dagster-webserver` on loopback, asked over GraphQL for the asset graph and metadata."""
 
 import json
 import os
@@ -18,6 +18,7 @@ QUERY = """
   assetNodes {
     assetKey { path }
     assetChecksOrError { ... on AssetChecks { checks { name blocking } } }
+    assetMaterializations(limit: 1) { metadataEntries { label __typename } }
   }
 }
 """
@@ -40,18 +41,19 @@ def _post(url: str, query: str) -> dict:
 
 
 @pytest.mark.slow
-def test_the_webserver_serves_every_asset_and_check(tmp_path: Path):
+def test_the_webserver_serves_every_asset_check_and_report_plot(seed_dir, tmp_path: Path):
+    # One `docthemes run` into the instance first, so its materializations (the report's plots
+    # among their metadata) are there to be served.
     from assets.definitions import defs
+    from tests.helpers import cli_process
 
     graph = defs.resolve_asset_graph()
     expected_assets = {k.to_user_string() for k in graph.get_all_asset_keys()}
     expected_checks = {k.name for k in graph.asset_check_keys}
+    home, out = tmp_path / "home", tmp_path / "out"
+    assert cli_process(seed_dir, out, home).wait(timeout=300) == 0
     port = _free_port()
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(tmp_path),
-        "DOCTHEMES_PROCESSED_DIR": str(tmp_path / "out"),
-    }
+    env = {**os.environ, "DAGSTER_HOME": str(home), "DOCTHEMES_PROCESSED_DIR": str(out)}
     server = subprocess.Popen(
         [sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(port)]
         + ["-w", str(ROOT / "workspace.yaml")],
@@ -82,6 +84,20 @@ def test_the_webserver_serves_every_asset_and_check(tmp_path: Path):
         }
         assert assets == expected_assets
         assert set(checks) == expected_checks and all(checks.values())
+        report = next(n for n in nodes if n["assetKey"]["path"] == ["theme_report"])
+        plots = {
+            e["label"]: e["__typename"]
+            for m in report["assetMaterializations"]
+            for e in m["metadataEntries"]
+            if e["label"].startswith("plot_")
+        }
+        assert set(plots) == {
+            "plot_theme_sizes",
+            "plot_document_heatmap",
+            "plot_claim_map",
+            "plot_theme_trends",
+        }
+        assert set(plots.values()) == {"MarkdownMetadataEntry"}
     finally:
         server.terminate()
         server.wait(timeout=30)

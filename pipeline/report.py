@@ -1,0 +1,314 @@
+"""The theme report: one self-contained HTML file (inline SVG plots, no script, no network).
+
+Built from the published tables: theme sizes (named, discovered, broad), each theme's keywords
+and representative claims linked to their document with the claim highlighted, a document ×
+theme heatmap, a 2-D map of claims coloured by theme (PCA, seeded), theme trends over time,
+and the run's rejects and checks. The same plots come back as PNG bytes for Dagster metadata.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.storage import table_path
+
+REPORT_FILE = "report.html"
+MAP_POINTS = 3000  # claims drawn on the map: enough to see the themes, small in any corpus
+HEATMAP_DOCS = 30
+TOP_THEMES = 12
+
+
+def build_report(out: str | Path, checks: Sequence[str] = ()) -> tuple[str, dict[str, bytes]]:
+    """The report's HTML and its plots as PNG (name -> bytes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    themes = pq.read_table(table_path(out, "themes")).to_pylist()
+    active = [t for t in themes if t["status"] == "active"]
+    label = {t["theme_id"]: t["label"] for t in active}
+    fine = sorted(
+        (t for t in active if t["kind"] in ("named", "discovered") and t["n_claims"]),
+        key=lambda t: (-t["n_claims"], t["theme_id"]),
+    )
+    shown = [t["theme_id"] for t in fine[:TOP_THEMES]]
+    figures = {
+        "theme_sizes": _sizes(active),
+        "document_heatmap": _heatmap(out, shown, label),
+        "claim_map": _claim_map(out, shown, label),
+        "theme_trends": _trends(out, shown, label),
+    }
+    svgs, pngs = {}, {}
+    for name, fig in figures.items():
+        svgs[name] = _render(fig, "svg").decode("utf-8")
+        pngs[name] = _render(fig, "png")
+        matplotlib.pyplot.close(fig)
+    body = [
+        "<h1>docthemes theme report</h1>",
+        _run_summary(out, checks),
+        *(
+            f'<section class="plot" id="{n}"><h2>{_TITLES[n]}</h2>{_svg_only(s)}</section>'
+            for n, s in svgs.items()
+        ),
+        _theme_sections(out, active),
+        _rejects(out),
+    ]
+    page = (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<title>docthemes theme report</title><style>"
+        + _STYLE
+        + "</style></head><body>"
+        + "\n".join(body)
+        + "</body></html>"
+    )
+    return page, pngs
+
+
+def write_report(out: str | Path, checks: Sequence[str] = ()) -> tuple[Path, dict[str, bytes]]:
+    """Write ``<out>/report.html`` atomically; return its path and the plots as PNG."""
+    import os
+    import uuid
+
+    page, pngs = build_report(out, checks)
+    path = Path(out) / REPORT_FILE
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{REPORT_FILE}")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, path)  # a reader never sees half a report
+    return path, pngs
+
+
+_TITLES = {
+    "theme_sizes": "Theme sizes",
+    "document_heatmap": "Documents × themes (share of each document's claims)",
+    "claim_map": "Claims on a 2-D map (PCA of their embeddings), coloured by theme",
+    "theme_trends": "Theme trends (share of each day's claims)",
+}
+_STYLE = (
+    "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+    "section{margin:2em 0}mark{background:#ffe58a}table{border-collapse:collapse}"
+    "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}"
+    ".doc{white-space:pre-wrap;border-left:3px solid #ccc;padding-left:1em}"
+    "svg{max-width:100%;height:auto}"
+)
+_KIND_COLOURS = {"named": "#1f77b4", "discovered": "#ff7f0e", "broad": "#2ca02c"}
+
+
+def _render(fig: Any, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    # metadata=None strips the creation date: the same tables give the same file.
+    meta = {"Date": None} if fmt == "svg" else {"Software": None}
+    fig.savefig(buf, format=fmt, bbox_inches="tight", dpi=90, metadata=meta)
+    return buf.getvalue()
+
+
+def _svg_only(svg: str) -> str:
+    return svg[svg.index("<svg") :]
+
+
+def _figure(height: float = 4.0) -> tuple[Any, Any]:
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["svg.hashsalt"] = "docthemes"  # stable element ids
+    return plt.subplots(figsize=(10, height))
+
+
+def _sizes(active: list[dict[str, Any]]) -> Any:
+    fig, ax = _figure(5)
+    rows = sorted(
+        (t for t in active if t["kind"] in _KIND_COLOURS and t["n_claims"]),
+        key=lambda t: (-t["n_claims"], t["theme_id"]),
+    )[:25][::-1]
+    ax.barh(
+        [f"{t['label'][:40]} ({t['kind']})" for t in rows],
+        [t["n_claims"] for t in rows],
+        color=[_KIND_COLOURS[t["kind"]] for t in rows],
+    )
+    ax.set_xlabel("claims (primary theme; a broad theme counts its children's)")
+    return fig
+
+
+def _heatmap(out: str | Path, shown: list[str], label: dict[str, str]) -> Any:
+    dt = pq.read_table(table_path(out, "document_themes"), columns=["doc_id", "theme_id", "share"])
+    rows = dt.filter(pc.is_in(dt["theme_id"], value_set=_array(shown))).to_pylist()
+    weight: dict[str, float] = {}
+    for r in rows:
+        weight[r["doc_id"]] = weight.get(r["doc_id"], 0.0) + r["share"]
+    docs = sorted(weight, key=lambda d: (-weight[d], d))[:HEATMAP_DOCS]
+    grid = np.zeros((len(docs), len(shown)))
+    at = {d: i for i, d in enumerate(docs)}
+    col = {t: j for j, t in enumerate(shown)}
+    for r in rows:
+        if r["doc_id"] in at:
+            grid[at[r["doc_id"]], col[r["theme_id"]]] = r["share"]
+    fig, ax = _figure(max(3.0, 0.25 * len(docs) + 1.5))
+    ax.imshow(grid if len(docs) else np.zeros((1, max(1, len(shown)))), aspect="auto", cmap="Blues")
+    ax.set_xticks(range(len(shown)), [label[t][:20] for t in shown], rotation=45, ha="right")
+    ax.set_yticks(range(len(docs)), [d[:10] for d in docs])
+    return fig
+
+
+def _claim_map(out: str | Path, shown: list[str], label: dict[str, str]) -> Any:
+    from sklearn.decomposition import PCA
+
+    file = pq.ParquetFile(table_path(out, "claim_embeddings"))
+    n = file.metadata.num_rows
+    step = max(1, n // MAP_POINTS)
+    ids: list[str] = []
+    vectors: list[np.ndarray] = []
+    seen = 0
+    for batch in file.iter_batches(columns=["claim_id", "embedding"], batch_size=65_536):
+        pick = np.arange((-seen) % step, batch.num_rows, step)  # every step-th claim
+        seen += batch.num_rows
+        if not len(pick):
+            continue
+        part = batch.take(pick)
+        ids += part.column("claim_id").to_pylist()
+        flat = part.column("embedding").flatten().to_numpy(zero_copy_only=False)
+        vectors.append(flat.reshape(len(pick), -1))
+    fig, ax = _figure(6)
+    if len(ids) >= 2:
+        xy = PCA(n_components=2, random_state=0).fit_transform(np.concatenate(vectors))
+        primary = _primary(out, ids)
+        theme = np.array([primary.get(i, "") for i in ids], dtype=object)
+        other = ~np.isin(theme, shown)
+        ax.scatter(xy[other, 0], xy[other, 1], s=4, c="#cccccc", label="other themes")
+        for t in shown:
+            here = theme == t
+            if here.any():
+                ax.scatter(xy[here, 0], xy[here, 1], s=6, label=label[t][:30])
+        ax.legend(fontsize=7, markerscale=2, loc="best")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return fig
+
+
+def _trends(out: str | Path, shown: list[str], label: dict[str, str]) -> Any:
+    tt = pq.read_table(table_path(out, "theme_trends"), columns=["theme_id", "date", "share"])
+    fig, ax = _figure(4)
+    for t in shown:
+        rows = sorted(
+            (r["date"], r["share"]) for r in tt.filter(pc.equal(tt["theme_id"], t)).to_pylist()
+        )
+        if rows:
+            ax.plot([d for d, _ in rows], [s for _, s in rows], marker="o", label=label[t][:30])
+    ax.set_ylabel("share of the day's claims")
+    if shown:
+        ax.legend(fontsize=7)
+    fig.autofmt_xdate()
+    return fig
+
+
+def _run_summary(out: str | Path, checks: Sequence[str]) -> str:
+    runs = pq.read_table(table_path(out, "runs")).to_pylist()
+    last = runs[-1]
+    counts = ", ".join(f"{k} {v:,}" for k, v in sorted(dict(last["row_counts"]).items()))
+    passed = (
+        f"<p>All {len(checks)} blocking checks passed (tables are published only then): "
+        + ", ".join(html.escape(c) for c in checks)
+        + "</p>"
+        if checks
+        else ""
+    )
+    return (
+        f"<section id='run'><p>Run <code>{html.escape(last['run_id'])}</code>, published "
+        f"{last['finished_at']:%Y-%m-%d %H:%M} UTC, model {html.escape(last['model'])}. "
+        f"Rows: {html.escape(counts)}.</p>{passed}</section>"
+    )
+
+
+def _theme_sections(out: str | Path, active: list[dict[str, Any]]) -> str:
+    reps = {c for t in active for c in t["representative_claim_ids"]}
+    claims = pq.read_table(
+        table_path(out, "claims"), columns=["claim_id", "doc_id", "text", "char_start", "char_end"]
+    )
+    rep_rows = {
+        r["claim_id"]: r
+        for r in claims.filter(
+            pc.is_in(claims["claim_id"], value_set=_array(sorted(reps)))
+        ).to_pylist()
+    }
+    parts = [
+        "<section id='themes'><h2>Themes</h2><table><tr><th>theme</th><th>kind</th>"
+        "<th>claims</th><th>keywords</th><th>representative claims</th></tr>"
+    ]
+    for t in sorted(active, key=lambda t: (t["kind"], -t["n_claims"], t["theme_id"])):
+        links = "<br>".join(
+            f"<a href='#{html.escape(c)}'>{html.escape(rep_rows[c]['text'][:160])}</a>"
+            for c in t["representative_claim_ids"]
+            if c in rep_rows
+        )
+        parts.append(
+            f"<tr id='theme-{html.escape(t['theme_id'])}'><td>{html.escape(t['label'])}<br>"
+            f"<code>{html.escape(t['theme_id'])}</code></td><td>{t['kind']}</td>"
+            f"<td>{t['n_claims']:,}</td><td>{html.escape(', '.join(t['keywords'][:8]))}</td>"
+            f"<td>{links}</td></tr>"
+        )
+    parts.append("</table></section>")
+    parts.append(_documents(out, rep_rows))
+    return "\n".join(parts)
+
+
+def _documents(out: str | Path, rep_rows: dict[str, dict[str, Any]]) -> str:
+    """The documents of the representative claims, each claim highlighted where it stands."""
+    by_doc: dict[str, list[dict[str, Any]]] = {}
+    for r in rep_rows.values():
+        by_doc.setdefault(r["doc_id"], []).append(r)
+    docs = pq.read_table(table_path(out, "documents"), columns=["doc_id", "source_path", "text"])
+    docs = docs.filter(pc.is_in(docs["doc_id"], value_set=_array(sorted(by_doc))))
+    parts = ["<section id='documents'><h2>Documents of the representative claims</h2>"]
+    for d in sorted(docs.to_pylist(), key=lambda d: d["source_path"]):
+        text, pos, pieces = d["text"], 0, []
+        for c in sorted(by_doc[d["doc_id"]], key=lambda c: c["char_start"]):
+            if c["char_start"] < pos:
+                continue  # overlapping spans: the first one is marked
+            pieces.append(html.escape(text[pos : c["char_start"]]))
+            pieces.append(
+                f"<mark id='{html.escape(c['claim_id'])}'>"
+                f"{html.escape(text[c['char_start'] : c['char_end']])}</mark>"
+            )
+            pos = c["char_end"]
+        pieces.append(html.escape(text[pos:]))
+        parts.append(
+            f"<article id='doc-{html.escape(d['doc_id'])}'><h3>{html.escape(d['source_path'])}"
+            f"</h3><div class='doc'>{''.join(pieces)}</div></article>"
+        )
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _rejects(out: str | Path) -> str:
+    rows = pq.read_table(table_path(out, "rejected_files")).to_pylist()
+    if not rows:
+        return "<section id='rejects'><h2>Rejected files</h2><p>None.</p></section>"
+    cells = "".join(
+        f"<tr><td>{html.escape(r['source_path'])}</td><td>{html.escape(r['reason'])}</td>"
+        f"<td>{html.escape(r['detail'])}</td></tr>"
+        for r in rows
+    )
+    return (
+        "<section id='rejects'><h2>Rejected files</h2><table><tr><th>file</th><th>reason</th>"
+        f"<th>detail</th></tr>{cells}</table></section>"
+    )
+
+
+def _primary(out: str | Path, claim_ids: list[str]) -> dict[str, str]:
+    ct = pq.read_table(table_path(out, "claim_themes"), columns=["claim_id", "theme_id", "rank"])
+    ct = ct.filter(
+        pc.and_(pc.equal(ct["rank"], 1), pc.is_in(ct["claim_id"], value_set=_array(claim_ids)))
+    )
+    return dict(
+        zip(ct.column("claim_id").to_pylist(), ct.column("theme_id").to_pylist(), strict=True)
+    )
+
+
+def _array(values: Sequence[str]) -> Any:
+    import pyarrow as pa
+
+    return pa.array(list(values), pa.string())
