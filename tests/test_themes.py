@@ -395,3 +395,28 @@ def test_file_claims_reads_whole_documents_and_refuses_misaligned_embeddings(tmp
     )
     with pytest.raises(KeyError, match="rematerialize"):
         list(misaligned())
+
+
+def test_predict_places_unseen_claims_without_changing_the_model():
+    x, topics = _blobs(40, [0, 1, 2, 3])
+    model, ids = _fit_synthetic(x, "p")
+    fitted = model.labels_.copy()
+    same = model.predict(
+        array_claims(x, ["w"] * len(x), [f"d{i}" for i in range(len(x))], [0] * len(x), ids)
+    )
+    assert np.mean(same == fitted) >= 0.9
+    assert list(model.labels_) == list(fitted)  # predict changes nothing
+    new, new_topics = _blobs(5, [0, 2], seed=7)
+    far = np.zeros((1, x.shape[1]), dtype=np.float32)
+    far[0, 9] = 1.0  # an axis no theme was fitted on
+    unseen = np.concatenate([new, far])
+    labels = model.predict(
+        array_claims(
+            unseen, ["w"] * 11, [f"n{i}" for i in range(11)], [0] * 11, [f"n{i}" for i in range(11)]
+        )
+    )
+    by_topic = {t: {fitted[i] for i, tt in enumerate(topics) if tt == t} for t in (0, 2)}
+    assert all(labels[i] in by_topic[t] for i, t in enumerate(new_topics))
+    assert labels[-1] == UNASSIGNED
+    with pytest.raises(ValueError, match="not fitted"):
+        ThemeModel(model.vectors).predict(array_claims(far, ["w"], ["d"], [0], ["c"]))

@@ -380,6 +380,12 @@ class ThemeModel:
                 if best[p].texts:
                     self.representative_texts_[theme.theme_id] = best[p].texts[0]
 
+    def predict(self, claims: ClaimSource) -> np.ndarray:
+        """Primary theme ids of claims this model did not fit (see pipeline.themes.predict)."""
+        from pipeline.themes.predict import predict_labels
+
+        return predict_labels(self, claims)
+
     def secondary(self, start: int = 0, stop: int | None = None) -> list[list[tuple[str, float]]]:
         """Per claim (``start`` to ``stop``), named themes other than the primary that also fit.
 
