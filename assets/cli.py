@@ -119,8 +119,9 @@ def _prestart_model() -> None:
     ModelProcess.prestart(spec, DEFAULT_DEVICE, None, DEFAULT_BATCH_SIZE)
 
 
-def rollback() -> int:
-    """Switch the output dir back to its previous snapshot, holding the run lock."""
+@app.command()
+def rollback() -> None:
+    """Publish the snapshot before the current one again (DOCTHEMES_PROCESSED_DIR)."""
     from assets.resources import processed_dir_from_env
     from pipeline.snapshots import RunLockedError, TableStore
 
@@ -131,18 +132,11 @@ def rollback() -> int:
             left, now = store.rollback()
     except (RunLockedError, ValueError) as err:
         sys.stderr.write(f"docthemes rollback: {err}\n")
-        return 2
+        raise typer.Exit(2) from err
     sys.stdout.write(
         f"docthemes rollback: {store.base_dir} now publishes snapshot {now} (was {left}; kept "
         "in place, marked rolled back; the next run publishes a new snapshot)\n"
     )
-    return 0
-
-
-@app.command("rollback")
-def rollback_command() -> None:
-    """Publish the snapshot before the current one again (DOCTHEMES_PROCESSED_DIR)."""
-    raise typer.Exit(rollback())
 
 
 def _out(out: str | None) -> str:

@@ -129,9 +129,7 @@ def claims(
     ct = _read(out, "claim_themes", ["claim_id", "theme_id", "score", "rank"])
     primary = ct.filter(pc.and_(pc.equal(ct["rank"], 1), pc.equal(ct["theme_id"], theme_id)))
     wanted = primary.column("claim_id")
-    found = _read(out, "claims", ["claim_id", "doc_id", "text"]).filter(
-        pc.is_in(pc.field("claim_id"), wanted)
-    )
+    found = where(out, "claims", ["claim_id", "doc_id", "text"], pc.field("claim_id").isin(wanted))
     docs = _documents(out, set(found.column("doc_id").to_pylist()))
     score = dict(zip(wanted.to_pylist(), primary.column("score").to_pylist(), strict=True))
     rows = []
@@ -165,7 +163,7 @@ def search(
         if theme_id not in theme_ids(out):
             raise UnknownIdError(f"unknown theme id {theme_id!r}: `docthemes themes` lists them")
         rank1 = (pc.field("rank") == 1) & (pc.field("theme_id") == theme_id)
-        members = set(_where(out, "claim_themes", ["claim_id"], rank1).column(0).to_pylist())
+        members = set(where(out, "claim_themes", ["claim_id"], rank1).column(0).to_pylist())
     q = np.asarray(query_vector, dtype=np.float32).ravel()
     best: list[tuple[float, str]] = []  # a min-heap of (score, claim_id)
     file = pq.ParquetFile(_path(out, "claim_embeddings"))
@@ -187,19 +185,11 @@ def search(
     wanted = pa.array([i for _, i in ranked], pa.string())
     found = {
         c["claim_id"]: c
-        for c in _where(
+        for c in where(
             out, "claims", ["claim_id", "doc_id", "text"], pc.field("claim_id").isin(wanted)
         ).to_pylist()
     }
-    themes_of = {
-        r["claim_id"]: r["theme_id"]
-        for r in _where(
-            out,
-            "claim_themes",
-            ["claim_id", "theme_id"],
-            (pc.field("rank") == 1) & pc.field("claim_id").isin(wanted),
-        ).to_pylist()
-    }
+    themes_of = primary_themes(out, [i for _, i in ranked])
     docs = _documents(out, {c["doc_id"] for c in found.values()})
     rows = []
     for score, cid in ranked:
@@ -231,14 +221,14 @@ def document(out: str | Path, doc_id: str) -> dict[str, Any]:
     Raises:
         UnknownIdError: If the document is not in ``documents``.
     """
-    docs = _read(out, "documents", ["doc_id", "source_path", "title", "published_date", "text"])
-    match = docs.filter(pc.equal(docs["doc_id"], doc_id)).to_pylist()
+    columns = ["doc_id", "source_path", "title", "published_date", "text"]
+    match = where(out, "documents", columns, pc.field("doc_id") == doc_id).to_pylist()
     if not match:
         raise UnknownIdError(f"unknown document id {doc_id!r}: see documents.doc_id")
     doc = match[0]
-    cl = _read(out, "claims", ["claim_id", "doc_id", "text", "char_start", "char_end"])
-    rows = cl.filter(pc.equal(cl["doc_id"], doc_id)).to_pylist()
-    primary = _primary_themes(out)
+    columns = ["claim_id", "doc_id", "text", "char_start", "char_end"]
+    rows = where(out, "claims", columns, pc.field("doc_id") == doc_id).to_pylist()
+    primary = primary_themes(out, [r["claim_id"] for r in rows])
     return {
         "doc_id": doc_id,
         "source_path": doc["source_path"],
@@ -263,27 +253,28 @@ def to_json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2, default=str)
 
 
-def _where(out: str | Path, name: str, columns: list[str], condition: pc.Expression) -> pa.Table:
+def where(out: str | Path, name: str, columns: list[str], condition: pc.Expression) -> pa.Table:
     """Rows of a table that meet ``condition``, scanned a batch at a time (pyarrow.dataset)."""
     import pyarrow.dataset as ds
 
     return ds.dataset(_path(out, name)).to_table(columns=columns, filter=condition)
 
 
-def _primary_themes(out: str | Path) -> dict[str, str]:
-    ct = _read(out, "claim_themes", ["claim_id", "theme_id", "rank"])
-    primary = ct.filter(pc.equal(ct["rank"], 1))
+def primary_themes(out: str | Path, claim_ids: list[str]) -> dict[str, str]:
+    """The primary theme of each of these claims (read filtered, not the whole table)."""
+    rows = where(
+        out,
+        "claim_themes",
+        ["claim_id", "theme_id"],
+        (pc.field("rank") == 1) & pc.field("claim_id").isin(pa.array(claim_ids, pa.string())),
+    )
     return dict(
-        zip(
-            primary.column("claim_id").to_pylist(),
-            primary.column("theme_id").to_pylist(),
-            strict=True,
-        )
+        zip(rows.column("claim_id").to_pylist(), rows.column("theme_id").to_pylist(), strict=True)
     )
 
 
 def _documents(out: str | Path, doc_ids: set[str]) -> dict[str, dict[str, Any]]:
-    docs = _where(
+    docs = where(
         out,
         "documents",
         ["doc_id", "source_path", "title", "published_date"],

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.explore import primary_themes, where
 from pipeline.storage import table_path
 
 REPORT_FILE = "report.html"
@@ -135,8 +136,9 @@ def _sizes(active: list[dict[str, Any]]) -> Any:
 
 
 def _heatmap(out: str | Path, shown: list[str], label: dict[str, str]) -> Any:
-    dt = pq.read_table(table_path(out, "document_themes"), columns=["doc_id", "theme_id", "share"])
-    rows = dt.filter(pc.is_in(dt["theme_id"], value_set=_array(shown))).to_pylist()
+    rows = where(
+        out, "document_themes", ["doc_id", "theme_id", "share"], pc.field("theme_id").isin(shown)
+    ).to_pylist()
     weight: dict[str, float] = {}
     for r in rows:
         weight[r["doc_id"]] = weight.get(r["doc_id"], 0.0) + r["share"]
@@ -175,7 +177,7 @@ def _claim_map(out: str | Path, shown: list[str], label: dict[str, str]) -> Any:
     fig, ax = _figure(6)
     if len(ids) >= 2:
         xy = PCA(n_components=2, random_state=0).fit_transform(np.concatenate(vectors))
-        primary = _primary(out, ids)
+        primary = primary_themes(out, ids)
         theme = np.array([primary.get(i, "") for i in ids], dtype=object)
         other = ~np.isin(theme, shown)
         ax.scatter(xy[other, 0], xy[other, 1], s=4, c="#cccccc", label="other themes")
@@ -225,13 +227,13 @@ def _run_summary(out: str | Path, checks: Sequence[str]) -> str:
 
 def _theme_sections(out: str | Path, active: list[dict[str, Any]]) -> str:
     reps = {c for t in active for c in t["representative_claim_ids"]}
-    claims = pq.read_table(
-        table_path(out, "claims"), columns=["claim_id", "doc_id", "text", "char_start", "char_end"]
-    )
     rep_rows = {
         r["claim_id"]: r
-        for r in claims.filter(
-            pc.is_in(claims["claim_id"], value_set=_array(sorted(reps)))
+        for r in where(
+            out,
+            "claims",
+            ["claim_id", "doc_id", "text", "char_start", "char_end"],
+            pc.field("claim_id").isin(sorted(reps)),
         ).to_pylist()
     }
     parts = [
@@ -260,8 +262,9 @@ def _documents(out: str | Path, rep_rows: dict[str, dict[str, Any]]) -> str:
     by_doc: dict[str, list[dict[str, Any]]] = {}
     for r in rep_rows.values():
         by_doc.setdefault(r["doc_id"], []).append(r)
-    docs = pq.read_table(table_path(out, "documents"), columns=["doc_id", "source_path", "text"])
-    docs = docs.filter(pc.is_in(docs["doc_id"], value_set=_array(sorted(by_doc))))
+    docs = where(
+        out, "documents", ["doc_id", "source_path", "text"], pc.field("doc_id").isin(sorted(by_doc))
+    )
     parts = ["<section id='documents'><h2>Documents of the representative claims</h2>"]
     for d in sorted(docs.to_pylist(), key=lambda d: d["source_path"]):
         text, pos, pieces = d["text"], 0, []
@@ -296,19 +299,3 @@ def _rejects(out: str | Path) -> str:
         "<section id='rejects'><h2>Rejected files</h2><table><tr><th>file</th><th>reason</th>"
         f"<th>detail</th></tr>{cells}</table></section>"
     )
-
-
-def _primary(out: str | Path, claim_ids: list[str]) -> dict[str, str]:
-    ct = pq.read_table(table_path(out, "claim_themes"), columns=["claim_id", "theme_id", "rank"])
-    ct = ct.filter(
-        pc.and_(pc.equal(ct["rank"], 1), pc.is_in(ct["claim_id"], value_set=_array(claim_ids)))
-    )
-    return dict(
-        zip(ct.column("claim_id").to_pylist(), ct.column("theme_id").to_pylist(), strict=True)
-    )
-
-
-def _array(values: Sequence[str]) -> Any:
-    import pyarrow as pa
-
-    return pa.array(list(values), pa.string())

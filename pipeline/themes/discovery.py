@@ -272,12 +272,14 @@ def split_by_cluster(
     if not len(placed):
         return out
     key = labels[placed].astype(np.int64) * (int(cluster.max()) + 1) + cluster[placed]
-    _, part, counts = np.unique(key, return_inverse=True, return_counts=True)
+    _, first, part, counts = np.unique(
+        key, return_index=True, return_inverse=True, return_counts=True
+    )
     parts = np.flatnonzero(counts >= cfg.min_cluster_size)
     if not len(parts):
         return out
     big = np.isin(part, parts)
-    home = np.array([cluster[placed[np.argmax(part == p)]] for p in parts])
+    home = cluster[placed[first[parts]]]  # each theme's cluster: that of its first claim
     foreign = cluster[placed][:, None] != home[None, :]
     column = np.where(big, np.searchsorted(parts, part), 0)  # theme column (small: unused)
     centroids = np.zeros((len(parts), x.shape[1]), dtype=np.float32)
