@@ -137,7 +137,10 @@ def _sizes(active: list[dict[str, Any]]) -> Any:
 
 def _heatmap(out: str | Path, shown: list[str], label: dict[str, str]) -> Any:
     rows = where(
-        out, "document_themes", ["doc_id", "theme_id", "share"], pc.field("theme_id").isin(shown)
+        out,
+        "document_themes",
+        ["doc_id", "theme_id", "share"],
+        pc.field("theme_id").isin(_strings(shown)),
     ).to_pylist()
     weight: dict[str, float] = {}
     for r in rows:
@@ -233,7 +236,7 @@ def _theme_sections(out: str | Path, active: list[dict[str, Any]]) -> str:
             out,
             "claims",
             ["claim_id", "doc_id", "text", "char_start", "char_end"],
-            pc.field("claim_id").isin(sorted(reps)),
+            pc.field("claim_id").isin(_strings(sorted(reps))),
         ).to_pylist()
     }
     parts = [
@@ -263,7 +266,10 @@ def _documents(out: str | Path, rep_rows: dict[str, dict[str, Any]]) -> str:
     for r in rep_rows.values():
         by_doc.setdefault(r["doc_id"], []).append(r)
     docs = where(
-        out, "documents", ["doc_id", "source_path", "text"], pc.field("doc_id").isin(sorted(by_doc))
+        out,
+        "documents",
+        ["doc_id", "source_path", "text"],
+        pc.field("doc_id").isin(_strings(sorted(by_doc))),
     )
     parts = ["<section id='documents'><h2>Documents of the representative claims</h2>"]
     for d in sorted(docs.to_pylist(), key=lambda d: d["source_path"]):
@@ -299,3 +305,10 @@ def _rejects(out: str | Path) -> str:
         "<section id='rejects'><h2>Rejected files</h2><table><tr><th>file</th><th>reason</th>"
         f"<th>detail</th></tr>{cells}</table></section>"
     )
+
+
+def _strings(values: Sequence[str]) -> Any:
+    # Typed: an empty list would otherwise be a null array, which cannot filter a string column.
+    import pyarrow as pa
+
+    return pa.array(list(values), pa.string())
