@@ -81,6 +81,7 @@ def extract_claims(
         sentence_quote = is_quote(seg_text)
         for start, end in split_compound(text, seg.start, seg.end):
             claim_text = text[start:end]
+            whole = (start, end) == (seg.start, seg.end)
             claims.append(
                 {
                     "claim_id": stable_id("claim", doc_id, start, end, claim_text),
@@ -93,7 +94,9 @@ def extract_claims(
                     "paragraph": seg.paragraph,
                     "is_hedged": is_hedged(claim_text),
                     "is_quote": sentence_quote,
-                    "attributed_to": detect_attribution(claim_text) or sentence_attribution,
+                    "attributed_to": sentence_attribution
+                    if whole
+                    else detect_attribution(claim_text) or sentence_attribution,
                     "entities": find_entities(claim_text, gaz),
                 }
             )

@@ -59,9 +59,14 @@ _TIME_FRONT: Final = re.compile(
     r"^(?:at|by|before|after|until|till|around|about|from|since|between)\s+\S+\s*$", re.I
 )
 
+# A single period glued to "X." ("U.S.", "e.g.", "world.A.") never ends a sentence (see
+# `_judge_glued_period`); the lookahead skips it in the engine, since inputs such as "U.S. "
+# repeated hold two such periods in every five characters.
 _TERMINATOR: Final = re.compile(
-    r"""(?P<ell>\.(?:[ ]\.){2,3}|\.{3,}|…)|(?P<term>[.!?‽]+)(?P<close>["'”’)\]»]*)""",
+    r"""(?P<ell>\.(?:[ ]\.){2,3}|\.{3,}|…)|(?!\.[A-Za-z]\.)(?P<term>[.!?‽]+)"""
+    r"""(?P<close>["'”’)\]»]*)""",
 )
+_LIST_HINT: Final = re.compile(r"[\d•⁃▪◦‣]|\. ")
 _CLOSERS: Final = "\"'”’)]»"
 _OPENERS: Final = "\"'“‘([«"
 # Linear on any input: every repetition is bounded or anchored, so a hostile line (100k chars
@@ -388,8 +393,7 @@ def _list_structure(text: str, lo: int, hi: int) -> tuple[list[int], set[int]]:
         Cut positions before each list item after the first, and the positions of periods that
         belong to list markers (and so never end a sentence).
     """
-    chunk = text[lo:hi]
-    if not any(ch.isdigit() or ch in "•⁃▪◦‣" for ch in chunk) and ". " not in chunk:
+    if _LIST_HINT.search(text, lo, hi) is None:
         return [], set()
     markers = list(_LIST_MARKER.finditer(text, lo, hi))
     cuts: list[int] = []
