@@ -83,12 +83,15 @@ def run_all(log_level: str = "INFO") -> int:
         if os.environ.get("DAGSTER_HOME")
         else dg.DagsterInstance.ephemeral()
     )
+    from assets.live import live_progress
+
     with instance:
-        result = defs.resolve_job_def("docthemes_job").execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        )
+        with live_progress(sys.stderr):
+            result = defs.resolve_job_def("docthemes_job").execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            )
         sys.stdout.write(summarize(result) + "\n")
     from pipeline.embed import ModelProcess
 

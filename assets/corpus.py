@@ -7,6 +7,7 @@ import dagster as dg
 from assets.checks import CORPUS_CHECKS, check_specs, corpus_results, schema_results
 from assets.resources import PipelineSettings, RunLockResource
 from pipeline.corpus import CORPUS_TABLES, PreviousCorpus, state_key, write_corpus
+from pipeline.progress import Progress
 from pipeline.schemas import TABLE_DESCRIPTIONS
 from pipeline.storage import TableFile
 
@@ -47,6 +48,8 @@ def corpus(
         max_sentence_chars=settings.max_sentence_chars,
         previous=previous,
         signatures_path=store.base_dir / SIGNATURES,
+        scan_progress=Progress("corpus", "files scanned", context.log.info),
+        split_progress=Progress("corpus", "documents split", context.log.info),
     )
     work = {
         "files_read": stats.n_read,

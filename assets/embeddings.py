@@ -10,12 +10,10 @@ from assets.checks import EMBEDDING_CHECKS, check_specs, embedding_results, sche
 from assets.corpus import IO_RETRY
 from assets.resources import EmbedderResource, PipelineSettings, RunLockResource
 from pipeline.embed import EmbeddingCache, embed_claims
+from pipeline.progress import Progress
 from pipeline.storage import TableFile
 
 CACHE_DIR = "_cache/embeddings"  # under the output dir; "_" hides it from dataset readers
-
-
-PROGRESS_EVERY_S = 10.0
 
 
 @dg.asset(
@@ -40,20 +38,14 @@ def claim_embeddings(
         cache.clear()
     out = TableFile(settings.store.scratch("claim_embeddings"))
     start = time.perf_counter()
-    last_report = [start]
+    progress = Progress("embedding", "texts embedded", context.log.info)
+    load_excluded = [False]
 
     def report(embedded: int, waiting: int) -> None:
-        # A log line every PROGRESS_EVERY_S (and at the end): a long night shows its rate and
-        # ETA in `docthemes run`, the UI's run log, and cron's mail alike.
-        now = time.perf_counter()
-        if waiting and now - last_report[0] < PROGRESS_EVERY_S:
-            return
-        last_report[0] = now
-        rate = embedded / max(now - start - embedder.load_seconds, 1e-9)  # after the model load
-        context.log.info(
-            f"embedding: {embedded:,} texts embedded, {waiting:,} to go "
-            f"({rate:,.0f} texts/s, ETA {waiting / rate:,.0f} s)"
-        )
+        if not load_excluded[0] and embedder.load_seconds:
+            progress.exclude(embedder.load_seconds)  # the rate is the model's, after its load
+            load_excluded[0] = True
+        progress(embedded, embedded + waiting)
 
     result = embed_claims(
         claims,
@@ -65,6 +57,7 @@ def claim_embeddings(
         dimension=lambda: embedder.dimension,
         progress=report,
     )
+    progress.finish()
     encode_s = time.perf_counter() - start - embedder.load_seconds
     metadata: dict[str, Any] = {
         "model": embedder.model_name,

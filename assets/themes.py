@@ -13,6 +13,7 @@ from assets.checks import THEME_CHECKS, check_specs, schema_results, theme_resul
 from assets.embeddings import CACHE_DIR
 from assets.resources import EmbedderResource, PipelineSettings, RunLockResource
 from pipeline.embed import EmbeddingCache, embed_with_cache
+from pipeline.progress import Progress
 from pipeline.schemas import SCHEMAS, TABLE_DESCRIPTIONS, to_table
 from pipeline.storage import ParquetSink, TableFile
 from pipeline.themes import (
@@ -89,9 +90,13 @@ def theme_tables(
         vectors = ThemeVectors.from_catalog(catalog, embed, examples)
         previous = None if settings.full_refresh else _previous_themes(settings)
         labels = feedback.claim_labels if feedback else None
+        fitting = Progress("themes", "claims fitted", context.log.info)
+        fitting(0, claims.num_rows)  # a fit reports no counts of its own: start and end
         model = ThemeModel(vectors, config, labels, keyword_embed=embed).fit(
             file_claims(claims, claim_embeddings), previous
         )
+        fitting(claims.num_rows, claims.num_rows)
+        fitting.finish()
         kinds = [t.kind for t in model.themes_]
         counts |= {k: kinds.count(k) for k in ("named", "discovered", "broad")}
         counts["retired"] = len(model.retired_)

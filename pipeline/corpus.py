@@ -46,6 +46,7 @@ from pipeline.ingest import (
     near_duplicates,
 )
 from pipeline.manifest import PIPELINE_VERSION, config_hash
+from pipeline.progress import Progress
 from pipeline.schemas import SCHEMAS, to_table
 from pipeline.storage import BATCH_ROWS, ParquetSink, TableFile, read_table, write_table
 
@@ -241,6 +242,8 @@ def write_corpus(
     max_sentence_chars: int,
     previous: PreviousCorpus | None = None,
     signatures_path: str | os.PathLike[str] | None = None,
+    scan_progress: Progress | None = None,
+    split_progress: Progress | None = None,
 ) -> CorpusStats:
     """Ingest the raw dir and split the documents, writing the five tables as it goes.
 
@@ -254,6 +257,8 @@ def write_corpus(
         signatures_path: Near-duplicate signature cache (a Parquet file); read if it exists,
             rewritten with the current documents' signatures. A cache only: any version of it
             gives the same tables, since a signature is keyed by doc_id, a hash of the text.
+        scan_progress: Told the files scanned (of those listed) as they are, finished after.
+        split_progress: Told the documents split or reused (of all documents), finished after.
 
     Returns:
         Counts, and problems found by the offset check made while writing (every segment's
@@ -263,11 +268,19 @@ def write_corpus(
     work = Path(tempfile.mkdtemp(prefix=".tmp-corpus-", dir=Path(paths["documents"]).parent))
     try:
         signatures = load_signatures(signatures_path) if signatures_path and previous else {}
-        scanned = _scan(raw_dir, config, previous, signatures, work)
+        scanned = _scan(raw_dir, config, previous, signatures, work, scan_progress)
         if signatures_path:
             save_signatures(signatures_path, signatures, scanned.doc_ids)
         stats = scanned.stats
-        n_claims = _split(scanned.runs, previous, max_sentence_chars, paths, stats)
+        n_claims = _split(
+            scanned.runs,
+            previous,
+            max_sentence_chars,
+            paths,
+            stats,
+            split_progress,
+            len(scanned.doc_ids),
+        )
         near = near_duplicates(
             scanned.doc_ids,
             signatures,
@@ -302,6 +315,7 @@ def _scan(
     previous: PreviousCorpus | None,
     signatures: dict[str, np.ndarray],
     work: Path,
+    progress: Progress | None,
 ) -> _Scanned:
     """Pass 1: documents to a work file in path order, their texts to sorted runs."""
     scan = DirectoryScan(raw_dir, config, previous.files if previous else None)
@@ -322,7 +336,9 @@ def _scan(
         run.clear()
 
     with ParquetSink(documents.path, SCHEMAS["documents"], DOC_BATCH, compress=False) as sink:
-        for kind, row in scan:
+        for n_done, (kind, row) in enumerate(scan, 1):
+            if progress is not None:
+                progress(n_done, scan.n_files)
             if kind == "rejected":
                 rejected.append(row)
                 continue
@@ -344,6 +360,8 @@ def _scan(
         sink.write(to_table(batch, SCHEMAS["documents"]))
     if run:
         write_run()
+    if progress is not None:
+        progress.finish()
     rejected.sort(key=lambda r: r["source_path"])
     outcomes = {"documents": len(doc_ids), "duplicates": len(duplicates)}
     for r in rejected:
@@ -370,6 +388,8 @@ def _split(
     max_sentence_chars: int,
     paths: Mapping[str, Path],
     stats: CorpusStats,
+    progress: Progress | None,
+    n_documents: int,
 ) -> dict[str, int]:
     """Pass 2: segments and claims in doc_id order; returns claims per document."""
     gaz = load_gazetteer()
@@ -409,7 +429,11 @@ def _split(
                 stats.docs_split += 1
             if max(len(b) for b in out.values()) >= BATCH_ROWS:
                 flush()
+            if progress is not None:
+                progress(len(n_claims), n_documents)
         flush()
+    if progress is not None:
+        progress.finish()
     stats.problems = {name: found for name, found in problems.items() if found}
     return n_claims
 

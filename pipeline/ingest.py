@@ -241,6 +241,7 @@ class DirectoryScan:
             again. The caller must discard it when the configuration changed.
 
     Attributes:
+        n_files: Files and rejected entries listed (the iteration yields this many outcomes).
         n_read: Files read so far.
         n_reused: Files whose previous row was reused so far.
 
@@ -260,21 +261,26 @@ class DirectoryScan:
             raise RawDirError(f"raw dir {str(root)!r} does not exist or is not a directory")
         self.n_read = 0
         self.n_reused = 0
-        self._rows = self._scan(root, config or IngestConfig(), previous)
+        config = config or IngestConfig()
+        root_real = Path(os.path.realpath(root))
+        # Sorted by full relative path, so the first copy of a duplicate is the same on every run.
+        items = sorted(_walk(root, root_real, config), key=_item_path)
+        self.n_files = len(items)
+        self._rows = self._scan(items, config, previous)
 
     def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """The files' outcomes (one pass)."""
         return self._rows
 
     def _scan(
-        self, root: Path, config: IngestConfig, previous: PreviousFiles | None
+        self,
+        items: list[_Entry | dict[str, Any]],
+        config: IngestConfig,
+        previous: PreviousFiles | None,
     ) -> Iterator[tuple[str, dict[str, Any]]]:
-        root_real = Path(os.path.realpath(root))
         # First copy of each text, by content hash and by doc_id: (doc_id, source_path) only.
         by_sha: dict[str, tuple[str, str]] = {}
         by_doc: dict[str, str] = {}
-        # Sorted by full relative path, so the first copy of a duplicate is the same on every run.
-        items = sorted(_walk(root, root_real, config), key=_item_path)
         for item in items:
             if isinstance(item, dict):
                 yield "rejected", item

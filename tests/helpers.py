@@ -74,9 +74,18 @@ def assert_tables_equal(a: pd.DataFrame, b: pd.DataFrame, name: str, atol: float
 
 
 def cli_process(
-    raw: Path, out: Path, home: Path, extra_env: dict[str, str] | None = None
+    raw: Path,
+    out: Path,
+    home: Path,
+    extra_env: dict[str, str] | None = None,
+    *,
+    log_level: str = "WARNING",
+    stderr: int = subprocess.PIPE,
 ) -> subprocess.Popen:
-    """Start `docthemes run` (as `make run` does) in a fresh process with DOCTHEMES_* set."""
+    """Start `docthemes run` (as `make run` does) in a fresh process with DOCTHEMES_* set.
+
+    ``stderr`` may be a terminal's file descriptor (a pty), to see what a person at one sees.
+    """
     from tests.conftest import ROOT
 
     env = {
@@ -89,10 +98,10 @@ def cli_process(
     }
     home.mkdir(exist_ok=True)
     return subprocess.Popen(
-        [sys.executable, "-m", "assets.cli", "run", "--log-level", "WARNING"],
+        [sys.executable, "-m", "assets.cli", "run", "--log-level", log_level],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
     )

@@ -213,3 +213,52 @@ def test_analyst_labels_file_steers_the_next_run(seed_dir, tmp_path, embedder):
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "line 2: unknown theme 'sport'" in str(failure.event_specific_data.error)
     assert {p.name: p.read_bytes() for p in sorted(out.glob("*.parquet"))} == before
+
+
+def test_cli_run_shows_progress_lines_and_terminal_bars(tmp_path):
+    # Off a terminal (cron, CI) each stage writes plain lines; on one, live bars as well.
+    import os
+    import pty
+    import threading
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "a.txt").write_text("Russia redirected its oil and gas exports to China.\n")
+    proc = cli_process(raw, tmp_path / "out", tmp_path / "home", log_level="INFO")
+    _, plain = proc.communicate(timeout=300)
+    assert proc.returncode == 0, plain[-3000:]
+    for line in (
+        "corpus: 1 of 1 files scanned",
+        "corpus: 1 of 1 documents split",
+        "embedding: 1 of 1 texts embedded",
+        "themes: 1 of 1 claims fitted",
+    ):
+        assert line in plain, line
+    assert "━" not in plain  # no bars in a log
+
+    (raw / "b.txt").write_text("China and Russia held joint naval drills.\n")
+    master, slave = pty.openpty()
+    proc = cli_process(raw, tmp_path / "out", tmp_path / "home", stderr=slave)
+    os.close(slave)
+    seen = bytearray()
+
+    def drain() -> None:  # a full pty buffer would block the run
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the other side closed
+                return
+            if not chunk:
+                return
+            seen.extend(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    proc.communicate(timeout=300)
+    reader.join(timeout=30)
+    os.close(master)
+    terminal = seen.decode("utf-8", "replace")
+    assert proc.returncode == 0, terminal[-3000:]
+    for bar in ("corpus: files scanned", "embedding: texts embedded", "themes: claims fitted"):
+        assert bar in terminal, bar
+    assert "━" in terminal
