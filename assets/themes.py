@@ -95,8 +95,7 @@ def theme_tables(
         model = ThemeModel(vectors, config, labels, keyword_embed=embed).fit(
             file_claims(claims, claim_embeddings), previous
         )
-        fitting(claims.num_rows, claims.num_rows)
-        fitting.finish()
+        fitting.finish(claims.num_rows)
         kinds = [t.kind for t in model.themes_]
         counts |= {k: kinds.count(k) for k in ("named", "discovered", "broad")}
         counts["retired"] = len(model.retired_)

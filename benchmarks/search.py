@@ -1,11 +1,13 @@
 """`docthemes search` cost: time per query and memory, on synthetic published tables.
 
-Usage: .venv/bin/python -m benchmarks.search [--claims 40076 400000]
+Usage: .venv/bin/python -m benchmarks.search [--claims 40076 400000] [--out DIR]
 
 Writes the tables a search reads (claim_embeddings with 384-dim unit vectors, claims,
 claim_themes, documents, themes) for each size into a temp dir, then times a query (the scan
 and the lookups; the query's own encoding is timed once with the packaged model) and reports
-the peak RSS growth during the scan: it should not grow with the number of claims.
+the peak RSS growth during the scan: it should not grow with the number of claims. ``--out`` times queries over the
+published tables of a real run instead (e.g. a `docthemes run` over the BBC corpus), with the
+query texts below.
 """
 
 import argparse
@@ -13,6 +15,7 @@ import resource
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -74,10 +77,42 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+QUERIES = (
+    "gas pipeline deals",
+    "interest rates rise",
+    "mobile phone sales",
+    "election campaign",
+    "football transfer",
+)
+
+
+def search_real(out: str, model: Any) -> None:
+    """Time each query (encoding, scan and lookups) over a real run's published tables."""
+    import pyarrow.parquet as pq
+
+    from pipeline.embed import embed_texts
+    from pipeline.storage import table_path
+
+    n = pq.ParquetFile(table_path(out, "claim_embeddings")).metadata.num_rows
+    before = peak_rss_mb()
+    for text in QUERIES:
+        t0 = time.perf_counter()
+        query = embed_texts(model, [text])[0]
+        rows = explore.search(out, query, 10, None)
+        seconds = time.perf_counter() - t0
+        top = rows[0] if rows else {}
+        print(
+            f"{text!r}: {seconds:.2f} s over {n:,} claims; top {top.get('score', 0):.3f} "
+            f"{str(top.get('text', ''))[:70]!r}"
+        )
+    print(f"peak RSS {peak_rss_mb():.0f} MB (+{peak_rss_mb() - before:.0f} MB during the queries)")
+
+
 def main() -> None:
     """Print seconds per query and peak memory for each size."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--claims", type=int, nargs="+", default=[40_076, 400_000])
+    parser.add_argument("--out", help="published tables of a real run (skips the synthetic ones)")
     args = parser.parse_args()
     from pipeline.embed import embed_texts, load_model, resolve_model
 
@@ -87,6 +122,9 @@ def main() -> None:
     t0 = time.perf_counter()
     query = embed_texts(model, ["gas pipeline deals"])[0]
     print(f"model load {t_load:.1f} s; encoding the query {time.perf_counter() - t0:.3f} s")
+    if args.out:
+        search_real(args.out, model)
+        return
     for n in args.claims:
         with tempfile.TemporaryDirectory() as tmp:
             write_tables(Path(tmp), n)

@@ -75,12 +75,15 @@ class Progress:
         self._done, self._total = done, total if total is not None else self._total
         self._emit_live(finished=False)
         now = self._clock()
-        if now - self._last_line >= self._every_s:
+        # At its total the stage is about to finish, and `finish` writes the last line.
+        if now - self._last_line >= self._every_s and self._done != self._total:
             self._last_line = now
             self._log(self.line(now))
 
-    def finish(self) -> None:
-        """Write the final line (the stage's count and mean rate)."""
+    def finish(self, done: int | None = None) -> None:
+        """Write the final line (the stage's count, ``done`` if given, and mean rate)."""
+        if done is not None:
+            self._done = done
         self._emit_live(finished=True)
         self._log(self.line(self._clock(), finished=True))
 

@@ -1,6 +1,7 @@
 """The theme report: one self-contained HTML file (inline SVG plots, no script, no network).
 
-Built from the published tables: theme sizes (named, discovered, broad), each theme's keywords
+Built from the published tables: theme sizes (named, discovered, broad), broad → fine (each
+theme's claims split by the fine themes under it), each theme's keywords
 and representative claims linked to their document with the claim highlighted, a document ×
 theme heatmap, a 2-D map of claims coloured by theme (PCA, seeded), theme trends over time,
 and the run's rejects and checks. The same plots come back as PNG bytes for Dagster metadata.
@@ -42,6 +43,7 @@ def build_report(out: str | Path, checks: Sequence[str] = ()) -> tuple[str, dict
     shown = [t["theme_id"] for t in fine[:TOP_THEMES]]
     figures = {
         "theme_sizes": _sizes(active),
+        "theme_hierarchy": _hierarchy(active),
         "document_heatmap": _heatmap(out, shown, label),
         "claim_map": _claim_map(out, shown, label),
         "theme_trends": _trends(out, shown, label),
@@ -87,6 +89,7 @@ def write_report(out: str | Path, checks: Sequence[str] = ()) -> tuple[Path, dic
 
 _TITLES = {
     "theme_sizes": "Theme sizes",
+    "theme_hierarchy": "Broad → fine: each broad theme's claims split by the fine themes in it",
     "document_heatmap": "Documents × themes (share of each document's claims)",
     "claim_map": "Claims on a 2-D map (PCA of their embeddings), coloured by theme",
     "theme_trends": "Theme trends (share of each day's claims)",
@@ -132,6 +135,53 @@ def _sizes(active: list[dict[str, Any]]) -> Any:
         color=[_KIND_COLOURS[t["kind"]] for t in rows],
     )
     ax.set_xlabel("claims (primary theme; a broad theme counts its children's)")
+    return fig
+
+
+def _children(active: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Active themes by parent (a broad theme, or a named one), largest first."""
+    children: dict[str, list[dict[str, Any]]] = {}
+    for t in sorted(active, key=lambda t: (-t["n_claims"], t["theme_id"])):
+        if t["parent_id"]:
+            children.setdefault(t["parent_id"], []).append(t)
+    return children
+
+
+def _hierarchy(active: list[dict[str, Any]]) -> Any:
+    """One stacked bar per parent theme, a segment per child, the largest parents on top."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = _figure(5)
+    children = _children(active)
+    by_id = {t["theme_id"]: t for t in active}
+    parents = sorted(
+        (p for p in children if p in by_id),
+        key=lambda p: (-sum(c["n_claims"] for c in children[p]), p),
+    )[:TOP_THEMES][::-1]
+    if not parents:
+        ax.text(0.5, 0.5, "no theme has fine themes under it in this run", ha="center")
+        ax.set_axis_off()
+        return fig
+    palette = plt.get_cmap("tab20")
+    for row, parent in enumerate(parents):
+        left = 0
+        for k, child in enumerate(children[parent]):
+            width = child["n_claims"]
+            ax.barh(row, width, left=left, color=palette(k % palette.N), edgecolor="white")
+            if width >= 0.12 * sum(c["n_claims"] for c in children[parent]):
+                ax.text(
+                    left + width / 2,
+                    row,
+                    child["label"].split(" / ")[0][:14],
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                )
+            left += width
+    ax.set_yticks(
+        range(len(parents)), [f"{by_id[p]['label'][:40]} ({by_id[p]['kind']})" for p in parents]
+    )
+    ax.set_xlabel("claims (primary theme) of the fine themes under each theme")
     return fig
 
 
@@ -243,14 +293,25 @@ def _theme_sections(out: str | Path, active: list[dict[str, Any]]) -> str:
         "<section id='themes'><h2>Themes</h2><table><tr><th>theme</th><th>kind</th>"
         "<th>claims</th><th>keywords</th><th>representative claims</th></tr>"
     ]
-    for t in sorted(active, key=lambda t: (t["kind"], -t["n_claims"], t["theme_id"])):
+    children = _children(active)
+    top = [
+        t
+        for t in active
+        if not t["parent_id"] or t["parent_id"] not in {a["theme_id"] for a in active}
+    ]
+    ordered: list[tuple[dict[str, Any], int]] = []
+    for t in sorted(top, key=lambda t: (t["kind"], -t["n_claims"], t["theme_id"])):
+        ordered.append((t, 0))  # each parent followed by its fine themes, indented
+        ordered += [(c, 1) for c in children.get(t["theme_id"], [])]
+    for t, depth in ordered:
         links = "<br>".join(
             f"<a href='#{html.escape(c)}'>{html.escape(rep_rows[c]['text'][:160])}</a>"
             for c in t["representative_claim_ids"]
             if c in rep_rows
         )
         parts.append(
-            f"<tr id='theme-{html.escape(t['theme_id'])}'><td>{html.escape(t['label'])}<br>"
+            f"<tr id='theme-{html.escape(t['theme_id'])}'><td>{'↳ ' * depth}"
+            f"{html.escape(t['label'])}<br>"
             f"<code>{html.escape(t['theme_id'])}</code></td><td>{t['kind']}</td>"
             f"<td>{t['n_claims']:,}</td><td>{html.escape(', '.join(t['keywords'][:8]))}</td>"
             f"<td>{links}</td></tr>"

@@ -105,3 +105,17 @@ def cli_process(
         stderr=stderr,
         text=True,
     )
+
+
+def assert_nothing_lost(raw: Path, out: Path) -> None:
+    """Every raw file is in exactly one of documents, rejected_files, duplicates."""
+    from pipeline.ingest import utf8_safe
+
+    tables = read_all(out)
+    seen = [
+        *tables["documents"].source_path,
+        *tables["rejected_files"].source_path,
+        *tables["duplicates"].source_path,
+    ]
+    files = sorted(utf8_safe(str(p.relative_to(raw))) for p in raw.rglob("*") if p.is_file())
+    assert sorted(seen) == files

@@ -169,7 +169,8 @@ def test_the_report_renders_in_a_real_browser(out, tmp_path):
         [*flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120
     )
     assert dom.returncode == 0, dom.stderr[-2000:]
-    for plot in ("theme_sizes", "document_heatmap", "claim_map", "theme_trends"):
+    plots = ("theme_sizes", "theme_hierarchy", "document_heatmap", "claim_map", "theme_trends")
+    for plot in plots:
         section = dom.stdout.split(f'id="{plot}"', 1)[1].split("</section>", 1)[0]
         assert "<svg" in section and section.count("<path") >= 3, plot
     assert "<mark id=" in dom.stdout  # representative claims highlighted in their documents

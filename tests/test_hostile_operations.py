@@ -13,8 +13,9 @@ The cases of the issue "Nightly runs that survive real operations" and where eac
 9. sensor run keys, run monitoring: ``test_nightly``
 10. re-execution from failure: here
 
-Every case here also checks that nothing is lost: every raw file is in exactly one of
-``documents``, ``rejected_files`` and ``duplicates``.
+Every case here and in ``test_reliability`` that publishes also checks that nothing is lost
+(``tests.helpers.assert_nothing_lost``): every raw file is in exactly one of ``documents``,
+``rejected_files`` and ``duplicates``.
 """
 
 import os
@@ -26,19 +27,7 @@ import pandas as pd
 import pytest
 
 from pipeline.snapshots import FAULT_ENV, TableStore
-from tests.helpers import TABLES, cli_process, read_all
-
-
-def assert_nothing_lost(raw: Path, out: Path) -> None:
-    """Every raw file is in exactly one of documents, rejected_files, duplicates."""
-    tables = read_all(out)
-    seen = [
-        *tables["documents"].source_path,
-        *tables["rejected_files"].source_path,
-        *tables["duplicates"].source_path,
-    ]
-    files = sorted(str(p.relative_to(raw)) for p in raw.rglob("*") if p.is_file())
-    assert sorted(seen) == files
+from tests.helpers import TABLES, assert_nothing_lost, cli_process, read_all
 
 
 def published_set(out: Path) -> set[Path]:

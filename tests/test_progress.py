@@ -108,3 +108,13 @@ def test_corpus_reports_files_scanned_and_documents_split(seed_dir, tmp_path):
         "corpus: 3 of 3 files scanned",
         "corpus: 2 of 2 documents split",
     ]
+
+
+def test_no_throttled_line_at_the_total_only_the_final_one():
+    clock, lines = Clock(), []
+    progress = Progress("themes", "claims fitted", lines.append, every_s=10, clock=clock)
+    progress(0, 40)
+    clock.now += 20
+    progress(40, 40)  # done: `finish` says so, once
+    progress.finish()
+    assert lines == ["themes: 40 of 40 claims fitted (2/s, 20.0 s)"]

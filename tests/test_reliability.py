@@ -17,7 +17,14 @@ from assets.resources import EmbedderResource, PipelineSettings
 from pipeline.embed import EmbeddingCache, embed_with_cache
 from pipeline.snapshots import TableStore
 from tests.conftest import ROOT
-from tests.helpers import TABLES, assert_tables_equal, cli_process, materialize_all, read_all
+from tests.helpers import (
+    TABLES,
+    assert_nothing_lost,
+    assert_tables_equal,
+    cli_process,
+    materialize_all,
+    read_all,
+)
 
 
 def snapshot(out: Path) -> dict[str, bytes]:
@@ -38,6 +45,7 @@ def test_failed_run_publishes_nothing(seed_dir, tmp_path, embedder):
     assert materialize_all(seed_dir, out, embedder).success
     assert not any((out / ".staging").iterdir())  # the dead run's staging is cleaned up
     assert "new.txt" in set(read_all(out)["documents"].source_path)
+    assert_nothing_lost(seed_dir, out)
 
 
 def test_failing_check_blocks_publication(seed_dir, tmp_path, embedder, monkeypatch):
@@ -50,6 +58,9 @@ def test_failing_check_blocks_publication(seed_dir, tmp_path, embedder, monkeypa
     failed = [c for c in result.get_asset_check_evaluations() if not c.passed]
     assert {c.check_name for c in failed} >= {"claims_trace_to_documents"}
     assert snapshot(out) == before
+    monkeypatch.undo()  # the check passes again: the next run publishes everything
+    assert materialize_all(seed_dir, out, embedder).success
+    assert_nothing_lost(seed_dir, out)
 
 
 def test_vanished_corpus_is_not_published(seed_dir, tmp_path, embedder):
@@ -70,6 +81,7 @@ def test_vanished_corpus_is_not_published(seed_dir, tmp_path, embedder):
     # On purpose: the setting lets an emptied corpus through.
     assert materialize_all(seed_dir, out, embedder, max_corpus_shrink=1.0).success
     assert read_all(out)["documents"].empty
+    assert_nothing_lost(seed_dir, out)
 
 
 def test_materializing_part_of_the_graph_takes_the_run_lock(seed_dir, tmp_path, embedder):
@@ -176,6 +188,7 @@ def test_kill_9_at_any_point_then_rerun_equals_clean_run(seed_dir, tmp_path):
     recovered, clean = read_all(out), read_all(clean_out)
     for name in TABLES:
         assert_tables_equal(recovered[name], clean[name], name)
+    assert_nothing_lost(seed_dir, out)
 
 
 def test_embedding_cache_resumes_from_checkpoints(tmp_path):
@@ -263,3 +276,4 @@ def test_a_file_name_that_is_not_utf8_is_read_with_an_escaped_path(seed_dir, tmp
         if e.materialization.asset_key.to_user_string() == "documents"
     )
     assert meta["files_read"].value == 0  # recognised as unchanged under its escaped name
+    assert_nothing_lost(seed_dir, out)

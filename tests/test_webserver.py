@@ -93,6 +93,7 @@ def test_the_webserver_serves_every_asset_check_and_report_plot(seed_dir, tmp_pa
         }
         assert set(plots) == {
             "plot_theme_sizes",
+            "plot_theme_hierarchy",
             "plot_document_heatmap",
             "plot_claim_map",
             "plot_theme_trends",
