@@ -60,9 +60,9 @@ def run(
 
 
 def _exit_without_teardown(code: int) -> None:
-    # Tearing down torch, scikit-learn and Dagster's modules takes ~0.8 s and does nothing for
-    # us: the tables are published and fsynced, the instance closed. A nightly run with a few
-    # new articles lasts ~10 s, so the teardown alone would be 8% of it.
+    # Tearing down torch, scikit-learn and Dagster's modules does nothing for us: the tables
+    # are published and fsynced, the instance closed; on a short nightly run it would be a
+    # visible share of the wall time.
     sys.stdout.flush()
     sys.stderr.flush()
     logging.shutdown()
@@ -100,7 +100,7 @@ def run_all(log_level: str = "INFO") -> int:
 
 
 def _prestart_model() -> None:
-    # Start loading the configured torch model before Dagster is even imported, so the ~4 s
+    # Start loading the configured torch model before Dagster is even imported, so its slow
     # import overlaps the whole start-up and ingestion; the embedder resource adopts it when
     # it asks for the same model with its default device and threads (else it starts its own).
     from assets.environment import embedder_env

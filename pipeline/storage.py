@@ -163,10 +163,8 @@ class TableFile:
     ) -> Iterator[pa.RecordBatch]:
         """The rows in file order, ``batch_size`` at a time."""
         # pre_buffer (pyarrow's default) fetches every row group's column chunks up front:
-        # the whole file in memory, the opposite of streaming (measured: 200 MB for 120k
-        # embeddings, against a plateau of ~40 MB without).
-        # buffer_size instead: each column chunk is read through a 1 MiB buffer, not a read
-        # call per page (3-4x faster on 40k embeddings, same memory).
+        # the whole file in memory, the opposite of streaming. buffer_size instead: each
+        # column chunk is read through a 1 MiB buffer, not one read call per page.
         file = pq.ParquetFile(self.path, pre_buffer=False, buffer_size=READ_BUFFER)
         yield from file.iter_batches(batch_size=batch_size, columns=columns)
 
