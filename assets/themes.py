@@ -90,12 +90,12 @@ def theme_tables(
         vectors = ThemeVectors.from_catalog(catalog, embed, examples)
         previous = None if settings.full_refresh else _previous_themes(settings)
         labels = feedback.claim_labels if feedback else None
-        fitting = Progress("themes", "claims fitted", context.log.info)
-        fitting(0, claims.num_rows)  # a fit reports no counts of its own: start and end
+        fitting, n_claims = Progress("themes", "claims fitted", context.log.info), claims.num_rows
+        fitting(0, n_claims)  # a fit reports no counts of its own: start and end
         model = ThemeModel(vectors, config, labels, keyword_embed=embed).fit(
             file_claims(claims, claim_embeddings), previous
         )
-        fitting.finish(claims.num_rows)
+        fitting.finish(n_claims)
         kinds = [t.kind for t in model.themes_]
         counts |= {k: kinds.count(k) for k in ("named", "discovered", "broad")}
         counts["retired"] = len(model.retired_)

@@ -147,6 +147,31 @@ def _children(active: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return children
 
 
+def _tree_order(active: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
+    """Every active theme once, each followed by the themes under it, with its depth.
+
+    Depth-first, as the tree goes (a named theme under a broad one has its own children);
+    a theme whose parent is not active is a root.
+    """
+    children = _children(active)
+    ids = {t["theme_id"] for t in active}
+    roots = sorted(
+        (t for t in active if t["parent_id"] not in ids),
+        key=lambda t: (t["kind"], -t["n_claims"], t["theme_id"]),
+    )
+    ordered: list[tuple[dict[str, Any], int]] = []
+    seen: set[str] = set()
+    stack = [(t, 0) for t in reversed(roots)]
+    while stack:
+        theme, depth = stack.pop()
+        if theme["theme_id"] in seen:
+            continue
+        seen.add(theme["theme_id"])
+        ordered.append((theme, depth))
+        stack += [(c, depth + 1) for c in reversed(children.get(theme["theme_id"], []))]
+    return ordered
+
+
 def _hierarchy(active: list[dict[str, Any]]) -> Any:
     """One stacked bar per parent theme, a segment per child, the largest parents on top."""
     import matplotlib.pyplot as plt
@@ -293,17 +318,7 @@ def _theme_sections(out: str | Path, active: list[dict[str, Any]]) -> str:
         "<section id='themes'><h2>Themes</h2><table><tr><th>theme</th><th>kind</th>"
         "<th>claims</th><th>keywords</th><th>representative claims</th></tr>"
     ]
-    children = _children(active)
-    top = [
-        t
-        for t in active
-        if not t["parent_id"] or t["parent_id"] not in {a["theme_id"] for a in active}
-    ]
-    ordered: list[tuple[dict[str, Any], int]] = []
-    for t in sorted(top, key=lambda t: (t["kind"], -t["n_claims"], t["theme_id"])):
-        ordered.append((t, 0))  # each parent followed by its fine themes, indented
-        ordered += [(c, 1) for c in children.get(t["theme_id"], [])]
-    for t, depth in ordered:
+    for t, depth in _tree_order(active):
         links = "<br>".join(
             f"<a href='#{html.escape(c)}'>{html.escape(rep_rows[c]['text'][:160])}</a>"
             for c in t["representative_claim_ids"]
