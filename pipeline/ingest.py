@@ -25,6 +25,14 @@ from typing import Any, Final
 import numpy as np
 
 from pipeline.ids import sha256_hex, stable_id
+from pipeline.metadata import (
+    METADATA_TABLES,
+    SIDECAR_SUFFIX,
+    ArticleMetadata,
+    MetadataError,
+    read_metadata_table,
+    read_sidecar,
+)
 from pipeline.segment import classify_segment
 
 __all__ = [
@@ -57,6 +65,8 @@ REJECT_REASONS: Final = {
     "empty": "no text after normalisation",
     "binary": "binary content (NUL bytes or a known binary signature)",
     "undecodable": "not valid in any accepted encoding",
+    "bad_metadata": "an article's sidecar or metadata row that cannot be used (the article is "
+    "still read, without it)",
 }
 
 _BINARY_SIGNATURES: Final = (
@@ -149,6 +159,8 @@ class _Entry:
     rel: str
     size: int
     mtime: dt.datetime
+    sidecar: Path | None = None  # <name>.json beside it (pipeline.metadata)
+    sidecar_rel: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,8 +275,22 @@ class DirectoryScan:
         self.n_reused = 0
         config = config or IngestConfig()
         root_real = Path(os.path.realpath(root))
+        table_rejects: list[_Entry | dict[str, Any]] = []
+        self._table: dict[str, tuple[ArticleMetadata, str]] = {}
+        for name in METADATA_TABLES:
+            if (root / name).is_file():
+                try:
+                    found, problems = read_metadata_table(root / name)
+                except MetadataError as err:
+                    found, problems = {}, [str(err)]
+                for path, meta in found.items():
+                    self._table.setdefault(path, (meta, name))
+                if problems:  # one row per file, as for every other file; its rows in the detail
+                    shown = "; ".join(problems[:20]) + ("; ..." if len(problems) > 20 else "")
+                    detail = f"{len(problems)} rows not used: {shown}"
+                    table_rejects.append(_reject(name, "bad_metadata", detail, None))
         # Sorted by full relative path, so the first copy of a duplicate is the same on every run.
-        items = sorted(_walk(root, root_real, config), key=_item_path)
+        items = sorted([*_walk(root, root_real, config), *table_rejects], key=_item_path)
         self.n_files = len(items)
         self._rows = self._scan(items, config, previous)
 
@@ -291,7 +317,13 @@ class DirectoryScan:
                 self.n_reused += 1
                 yield "duplicate", dict(known_dup)
                 continue
+            meta, origin, problem = self._metadata(item)
+            if problem is not None:
+                yield "rejected", problem
+            meta_sha = meta.sha256() if meta is not None else None
             known = previous.document(item) if previous else None
+            if known is not None and known.get("metadata_sha256") != meta_sha:
+                known = None  # the metadata changed: rebuild the row from the text
             known_reject = previous.reject(item) if previous and known is None else None
             if known_reject is not None:
                 self.n_reused += 1
@@ -329,7 +361,36 @@ class DirectoryScan:
                 continue
             by_sha[doc["content_sha256"]] = (doc["doc_id"], item.rel)
             by_doc[doc["doc_id"]] = item.rel
-            yield "document", doc
+            yield "document", _with_metadata(doc, meta, origin, meta_sha)
+
+    def _metadata(
+        self, item: _Entry
+    ) -> tuple[ArticleMetadata | None, str | None, dict[str, Any] | None]:
+        """The article's metadata (sidecar first, then the table), where from, and a reject."""
+        if item.sidecar is not None:
+            try:
+                return read_sidecar(item.sidecar), item.sidecar_rel, None
+            except MetadataError as err:
+                problem = _reject(item.sidecar_rel, "bad_metadata", str(err), None)
+                meta, name = self._table.get(item.rel, (None, None))
+                return meta, name, problem
+        meta, name = self._table.get(item.rel, (None, None))
+        return meta, name, None
+
+
+def _with_metadata(
+    doc: dict[str, Any], meta: ArticleMetadata | None, origin: str | None, sha: str | None
+) -> dict[str, Any]:
+    """The document row with its metadata: given values win over what the text states."""
+    out = {**doc, "metadata_from": origin, "metadata_sha256": sha}
+    out["source"] = meta.source if meta else None
+    out["url"] = meta.url if meta else None
+    out["authors"] = list(meta.authors) if meta else []
+    if meta is not None and meta.title:
+        out["title"] = meta.title
+    if meta is not None and meta.published_date:
+        out["published_date"] = meta.published_date
+    return out
 
 
 def _walk(root: Path, root_real: Path, config: IngestConfig) -> Iterator[_Entry | dict[str, Any]]:
@@ -346,11 +407,18 @@ def _walk(root: Path, root_real: Path, config: IngestConfig) -> Iterator[_Entry 
             yield _reject(rel or ".", "unreadable", f"cannot list directory: {err}", None)
             continue
         subdirs: list[Path] = []
+        names = {e.name for e in entries}
+        documents = {n for n in names if n.lower().endswith(exts)}
+        sidecars = {Path(n).stem + SIDECAR_SUFFIX for n in documents} & names - documents
         for entry in entries:
             if entry.name.startswith("."):
                 continue
             path = Path(entry.path)
             rel = _rel(path, root)
+            if directory == root and entry.name in METADATA_TABLES:
+                continue  # read by DirectoryScan, not an article
+            if entry.name in sidecars:
+                continue  # a sidecar: read with its article
             looks_like_doc = entry.name.lower().endswith(exts)
             if entry.is_symlink():
                 real = Path(os.path.realpath(path))
@@ -386,7 +454,11 @@ def _walk(root: Path, root_real: Path, config: IngestConfig) -> Iterator[_Entry 
                     rel, "not_a_file", "not a regular file (FIFO, socket or device)", None
                 )
                 continue
-            yield _Entry(path, rel, st.st_size, _mtime(st))
+            sidecar = path.with_name(path.stem + SIDECAR_SUFFIX)
+            if sidecar.name in sidecars:
+                yield _Entry(path, rel, st.st_size, _mtime(st), sidecar, _rel(sidecar, root))
+            else:
+                yield _Entry(path, rel, st.st_size, _mtime(st))
         # Depth-first in name order: push in reverse so the smallest name is visited first.
         stack.extend(reversed(subdirs))
 

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.ingest import relative_path, walk_files
+from pipeline.metadata import METADATA_TABLES, SIDECAR_SUFFIX
 from pipeline.storage import TableFile
 
 __all__ = [
@@ -178,6 +179,8 @@ def check_accounting(
 ) -> list[str]:
     """No document silently missing: every raw file is a document, a reject or a duplicate.
 
+    A sidecar of a listed file and the raw dir's metadata table count as read with it.
+
     Args:
         raw_dir: The raw dir.
         listed: ``source_path`` values of documents, rejected files and duplicates.
@@ -198,7 +201,14 @@ def check_accounting(
             continue  # removed since: nothing to account for
         if listed_before is None or mtime < listed_before:
             on_disk.append(relative_path(path, root))
-    missing = sorted(set(on_disk) - seen)
+    # Metadata is read with its article, not listed on its own (pipeline.metadata).
+    stems = {p.rsplit(".", 1)[0] for p in seen}
+    missing = sorted(
+        p
+        for p in set(on_disk) - seen
+        if p not in METADATA_TABLES
+        and not (p.endswith(SIDECAR_SUFFIX) and p[: -len(SIDECAR_SUFFIX)] in stems)
+    )
     if missing:
         problems.append(f"{len(missing)} raw files are in no table: {_show(missing)}")
     return problems
@@ -229,3 +239,31 @@ def check_shrink(
             f"published tables are kept; {setting}"
         ]
     return []
+
+
+def check_pairs(matches: pa.Table) -> list[str]:
+    """Claim pairs: each once, ordered, the two claims in different documents."""
+    problems = []
+    same_doc = pc.sum(pc.equal(matches["doc_id"], matches["other_doc_id"])).as_py() or 0
+    if same_doc:
+        problems.append(f"{same_doc} pairs of claims of one document")
+    unordered = pc.sum(pc.greater_equal(matches["claim_id"], matches["other_claim_id"])).as_py()
+    if unordered:
+        problems.append(f"{unordered} pairs not ordered as claim_id < other_claim_id")
+    keys = pc.binary_join_element_wise(matches["claim_id"], matches["other_claim_id"], "|")
+    if len(pc.unique(keys)) != matches.num_rows:
+        problems.append("pairs listed more than once")
+    return problems
+
+
+def check_canonical(clusters: pa.Table) -> list[str]:
+    """Exactly one canonical claim per cluster, and it is the one the rows name."""
+    canonical = clusters.filter(clusters["is_canonical"])
+    problems = check_unique(canonical, "cluster_id")
+    n_clusters = len(pc.unique(clusters["cluster_id"]))
+    if canonical.num_rows != n_clusters:
+        problems.append(f"{n_clusters - canonical.num_rows} clusters without a canonical claim")
+    wrong = pc.sum(pc.not_equal(canonical["claim_id"], canonical["canonical_claim_id"])).as_py()
+    if wrong:
+        problems.append(f"{wrong} canonical rows naming another claim")
+    return problems
