@@ -28,6 +28,8 @@ ONE_PRIMARY = "one_primary_theme_per_claim"
 CATALOG_PRESENT = "catalog_themes_present"
 SHARES_SUM = "theme_shares_sum_to_one"
 NOT_SHRUNK = "corpus_not_shrunk_by_accident"
+MATCHES_ACROSS = "matches_across_documents"
+ONE_CLUSTER = "one_cluster_per_claim"
 
 _DESCRIPTIONS = {
     NO_DOCUMENT_MISSING: (
@@ -45,6 +47,8 @@ _DESCRIPTIONS = {
     ONE_PRIMARY: "Exactly one rank-1 theme per claim; every theme_id and claim_id exists.",
     CATALOG_PRESENT: "theme_id unique; every catalog theme is present.",
     SHARES_SUM: "Shares sum to 1 per document; every doc_id exists.",
+    MATCHES_ACROSS: "Each pair once, of two existing claims in different documents.",
+    ONE_CLUSTER: "Each claim in at most one cluster, which has one canonical claim.",
 }
 _ASSET_OF = {
     NO_DOCUMENT_MISSING: "documents",
@@ -55,6 +59,8 @@ _ASSET_OF = {
     ONE_PRIMARY: "claim_themes",
     CATALOG_PRESENT: "themes",
     SHARES_SUM: "document_themes",
+    MATCHES_ACROSS: "claim_matches",
+    ONE_CLUSTER: "claim_clusters",
 }
 
 
@@ -78,6 +84,7 @@ def check_specs(tables: tuple[str, ...], extra: tuple[str, ...] = ()) -> list[dg
 CORPUS_CHECKS = (NO_DOCUMENT_MISSING, NOT_SHRUNK, CLAIMS_TRACE, SEGMENTS_TRACE)
 EMBEDDING_CHECKS = (ONE_EMBEDDING,)
 THEME_CHECKS = (ONE_PRIMARY, CATALOG_PRESENT, SHARES_SUM)
+MATCH_CHECKS = (MATCHES_ACROSS, ONE_CLUSTER)
 
 
 def _result(asset: str, name: str, problems: list[str]) -> dg.AssetCheckResult:
@@ -195,6 +202,29 @@ def theme_results(
         SHARES_SUM,
         validate.check_shares(document_themes)
         + validate.check_references(document_themes, "doc_id", documents, "doc_id", "documents"),
+    )
+
+
+def match_results(
+    tables: Mapping[str, pa.Table], claims: TableFile
+) -> Iterator[dg.AssetCheckResult]:
+    """Matches are unique pairs across documents; clusters partition their claims."""
+    claim_ids = claims.read(["claim_id"])
+    matches = tables["claim_matches"]
+    yield _result(
+        "claim_matches",
+        MATCHES_ACROSS,
+        validate.check_pairs(matches)
+        + validate.check_references(matches, "claim_id", claim_ids, "claim_id", "claims")
+        + validate.check_references(matches, "other_claim_id", claim_ids, "claim_id", "claims"),
+    )
+    clusters = tables["claim_clusters"]
+    yield _result(
+        "claim_clusters",
+        ONE_CLUSTER,
+        validate.check_unique(clusters, "claim_id")
+        + validate.check_canonical(clusters)
+        + validate.check_references(clusters, "claim_id", claim_ids, "claim_id", "claims"),
     )
 
 

@@ -276,6 +276,54 @@ def search(
 
 
 @app.command()
+def matches(
+    claim: Annotated[str, typer.Argument(help="A claim id (claims.claim_id), or a claim's text")],
+    out: Out = None,
+    as_json: Json = False,
+) -> None:
+    """The same claim in other articles and outlets, earliest first, with outlet and date.
+
+    Text that is not a claim id is looked up by meaning: the nearest published claim stands
+    for it.
+    """
+    from pipeline import explore
+
+    folder = _out(out)
+    claim_id, nearest = claim, None
+    if not _reading(lambda: explore.claim_exists(folder, claim)):
+        from pipeline.embed import embed_texts, load_model, resolve_model
+
+        name, sha256 = _reading(lambda: explore.search_model(folder))
+        model = load_model(resolve_model(name, sha256))
+        hits = _reading(lambda: explore.search(folder, embed_texts(model, [claim])[0], 1))
+        if not hits:
+            typer.echo("docthemes: there are no claims to compare with", err=True)
+            raise typer.Exit(1)
+        claim_id, nearest = hits[0]["claim_id"], hits[0]["score"]
+    info = _reading(lambda: explore.matches(folder, claim_id))
+    info["query_similarity"] = nearest
+    if as_json:
+        typer.echo(explore.to_json(info))
+        return
+    if nearest is not None:
+        typer.echo(f"nearest claim (cosine {nearest:.3f}):")
+    typer.echo(
+        f"{info['text']}\n  {info['source'] or info['source_path']}, {info['date'] or 'undated'}"
+    )
+    cluster = info["cluster"]
+    if cluster is None:
+        typer.echo("no other article states this claim")
+        return
+    typer.echo(
+        f"cluster {cluster['cluster_id']}: {cluster['n_documents']} documents, "
+        f"{cluster['n_sources']} sources, first seen {cluster['first_seen']}"
+        + (f" ({cluster['first_source']})" if cluster["first_source"] else "")
+    )
+    columns = ["date", "source", "score", "text", "title", "claim_id"]
+    _show(info["matches"], columns, "the same claim elsewhere", False)
+
+
+@app.command()
 def report(
     open_: Annotated[bool, typer.Option("--open", help="Open it in the default browser")] = False,
     out: Out = None,

@@ -7,6 +7,7 @@ from assets.corpus import corpus
 from assets.embeddings import claim_embeddings
 from assets.io_manager import ParquetIOManager
 from assets.jobs import docthemes_job
+from assets.matching import claim_matching
 from assets.report import theme_report
 from assets.resources import (
     RunLockResource,
@@ -17,7 +18,7 @@ from assets.resources import (
 from assets.runs import runs
 from assets.themes import theme_tables
 
-ALL_ASSETS = [corpus, claim_embeddings, theme_tables, runs, theme_report]
+ALL_ASSETS = [corpus, claim_embeddings, theme_tables, claim_matching, runs, theme_report]
 
 
 def build_resources(processed_dir: str | None = None) -> dict[str, object]:

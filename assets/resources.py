@@ -27,6 +27,7 @@ from pipeline.embed import (
 )
 from pipeline.embed_onnx import OnnxEncoder, export_model
 from pipeline.ingest import IngestConfig
+from pipeline.matching import MatchConfig
 from pipeline.snapshots import DEFAULT_KEEP_SNAPSHOTS, TableStore
 from pipeline.storage import remove_stale_temporaries
 from pipeline.themes import ThemeCatalog, ThemeConfig, load_catalog
@@ -174,6 +175,10 @@ def _import_sklearn() -> None:
     import sklearn.metrics  # noqa: F401
 
 
+class MatchingSettings(MatchConfig, dg.Config):
+    """Claim-matching settings (docs/matching.md); the launchpad shows every field."""
+
+
 class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
     """Where raw articles and tables live, and how articles are ingested, split and themed.
 
@@ -221,6 +226,10 @@ class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
     themes: dict[str, Any] = Field(
         default_factory=dict, description="ThemeConfig overrides (docs/themes.md)."
     )
+    matching: MatchingSettings = Field(
+        default_factory=MatchingSettings,
+        description="How claims are matched across articles (docs/matching.md).",
+    )
 
     @model_validator(mode="after")
     def _validate_nested(self) -> "PipelineSettings":
@@ -259,6 +268,10 @@ class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
         if self.theme_labels is None:
             return None
         return labels_sha256(self.theme_labels)
+
+    def match_config(self) -> MatchConfig:
+        """Validated matching settings, as the pure pipeline takes them."""
+        return MatchConfig.model_validate(self.matching.model_dump())
 
     def theme_config(self) -> ThemeConfig:
         """Validated theme settings."""

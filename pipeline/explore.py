@@ -1,4 +1,4 @@
-"""Reading the published tables for analysts: status, themes, claims, semantic search, documents.
+"""Reading the published tables for analysts: status, themes, claims, search, documents, matches.
 
 Pure functions over ``<processed_dir>/<table>.parquet``; nothing here reruns the pipeline. The
 ``docthemes`` read commands (``assets/cli.py``) render what these return, as tables or JSON.
@@ -248,6 +248,60 @@ def document(out: str | Path, doc_id: str) -> dict[str, Any]:
     }
 
 
+def claim_exists(out: str | Path, claim_id: str) -> bool:
+    """Whether ``claim_id`` is a claim of the published ``claims`` table."""
+    found = where(out, "claims", ["claim_id"], pc.field("claim_id") == claim_id)
+    return bool(found.num_rows > 0)
+
+
+def matches(out: str | Path, claim_id: str) -> dict[str, Any]:
+    """The same claim elsewhere: the claim's cluster, its other claims earliest first.
+
+    Each other claim comes with its document's outlet, date, title and url, and the score of
+    its direct match with this claim (None where the two are in one cluster through others).
+
+    Raises:
+        UnknownIdError: If the claim is not in ``claims``.
+    """
+    own = where(out, "claims", ["claim_id", "doc_id", "text"], pc.field("claim_id") == claim_id)
+    if own.num_rows == 0:
+        raise UnknownIdError(f"unknown claim id {claim_id!r}: see claims.claim_id")
+    claim = own.to_pylist()[0]
+    cluster_columns = ["cluster_id", "n_documents", "n_sources", "first_seen", "first_source"]
+    row = where(out, "claim_clusters", cluster_columns, pc.field("claim_id") == claim_id)
+    docs = _documents(out, {claim["doc_id"]})
+    info: dict[str, Any] = {**claim, **docs[claim["doc_id"]], "cluster": None, "matches": []}
+    info["date"] = _iso(info["date"])
+    if row.num_rows == 0:
+        return info
+    cluster = row.to_pylist()[0]
+    cluster["first_seen"] = _iso(cluster["first_seen"])
+    info["cluster"] = cluster
+    members = where(
+        out, "claim_clusters", ["claim_id"], pc.field("cluster_id") == cluster["cluster_id"]
+    ).column("claim_id")
+    others = where(
+        out,
+        "claims",
+        ["claim_id", "doc_id", "text"],
+        pc.field("claim_id").isin(members) & (pc.field("claim_id") != claim_id),
+    ).to_pylist()
+    direct = where(
+        out,
+        "claim_matches",
+        ["claim_id", "other_claim_id", "score"],
+        (pc.field("claim_id") == claim_id) | (pc.field("other_claim_id") == claim_id),
+    ).to_pylist()
+    score = {}
+    for r in direct:
+        score[r["other_claim_id"] if r["claim_id"] == claim_id else r["claim_id"]] = r["score"]
+    docs = _documents(out, {o["doc_id"] for o in others})
+    rows = [{**o, **docs[o["doc_id"]], "score": score.get(o["claim_id"])} for o in others]
+    rows.sort(key=lambda r: (r["date"] or dt.date.max, r["source"] or "", r["claim_id"]))
+    info["matches"] = [{**r, "date": _iso(r["date"])} for r in rows]
+    return info
+
+
 def to_json(value: object) -> str:
     """JSON for scripts (dates as ISO strings)."""
     return json.dumps(value, ensure_ascii=False, indent=2, default=str)
@@ -277,7 +331,7 @@ def _documents(out: str | Path, doc_ids: set[str]) -> dict[str, dict[str, Any]]:
     docs = where(
         out,
         "documents",
-        ["doc_id", "source_path", "title", "published_date"],
+        ["doc_id", "source_path", "title", "published_date", "source", "url"],
         pc.field("doc_id").isin(pa.array(sorted(doc_ids), pa.string())),
     )
     return {
@@ -285,6 +339,8 @@ def _documents(out: str | Path, doc_ids: set[str]) -> dict[str, dict[str, Any]]:
             "title": d["title"],
             "source_path": d["source_path"],
             "date": d["published_date"],
+            "source": d["source"],
+            "url": d["url"],
         }
         for d in docs.to_pylist()
     }

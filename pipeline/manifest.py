@@ -28,7 +28,7 @@ __all__ = [
 
 # Bump when a change to ingest, segmentation or claims changes their output for unchanged input:
 # it invalidates the incremental reuse of previous rows.
-PIPELINE_VERSION: Final = "2"
+PIPELINE_VERSION: Final = "3"
 
 _PACKAGES: Final = (
     "docthemes",

@@ -38,12 +38,22 @@ DOCUMENTS = _schema(
         _f("doc_id", pa.string(), "Stable id: hash of the normalised text."),
         _f("source_path", pa.string(), "Path relative to the raw dir, '/'-separated."),
         _f("text", pa.string(), "Decoded, normalised text; claim offsets index it."),
-        _f("title", pa.string(), "First line when it is a headline.", nullable=True),
+        _f(
+            "title",
+            pa.string(),
+            "Title from the article's metadata, else its first line when that is a headline.",
+            nullable=True,
+        ),
         _f("n_claims", pa.int32(), "Number of rows in `claims` for this document."),
         _f("encoding", pa.string(), "Encoding the bytes were decoded with."),
         _f("headings", pa.list_(pa.string()), "Heading lines, in order."),
         _f("source_attribution", pa.string(), "Source / byline lines.", nullable=True),
-        _f("published_date", pa.date32(), "Date stated in the text.", nullable=True),
+        _f(
+            "published_date",
+            pa.date32(),
+            "Publication date from the article's metadata, else the date stated in the text.",
+            nullable=True,
+        ),
         _f("n_chars", pa.int32(), "Length of `text` in characters."),
         _f("content_sha256", pa.string(), "SHA-256 of the raw file bytes."),
         _f("ingested_from", pa.string(), "Absolute path the file was read from."),
@@ -51,6 +61,22 @@ DOCUMENTS = _schema(
         _f("size_bytes", pa.int64(), "File size in bytes."),
         _f("near_duplicate_of", pa.string(), "doc_id this one nearly copies.", nullable=True),
         _f("near_duplicate_jaccard", pa.float32(), "Shingle Jaccard to it.", nullable=True),
+        _f("source", pa.string(), "Outlet, from the article's metadata.", nullable=True),
+        _f("url", pa.string(), "Address of the article, from its metadata.", nullable=True),
+        _f("authors", pa.list_(pa.string()), "Authors, from the article's metadata."),
+        _f(
+            "metadata_from",
+            pa.string(),
+            "Where the metadata came from: the sidecar's path, or `metadata.csv` / "
+            "`metadata.parquet`; null when only the text was read.",
+            nullable=True,
+        ),
+        _f(
+            "metadata_sha256",
+            pa.string(),
+            "Hash of the metadata applied (a changed sidecar re-reads the article).",
+            nullable=True,
+        ),
     ],
     "One row per distinct article.",
 )
@@ -197,6 +223,62 @@ DOCUMENT_THEMES = _schema(
     "Each document's theme mix; shares sum to 1 per document.",
 )
 
+CLAIM_MATCHES = _schema(
+    [
+        _f("claim_id", pa.string(), "Claim (the smaller id of the pair)."),
+        _f("other_claim_id", pa.string(), "The claim it matches, in another document."),
+        _f("doc_id", pa.string(), "Document of `claim_id`."),
+        _f("other_doc_id", pa.string(), "Document of `other_claim_id`."),
+        _f("score", pa.float32(), "Match score: cosine + overlap_weight x shared content words."),
+        _f("cosine", pa.float32(), "Cosine of the two claims' embeddings."),
+        _f(
+            "cluster_id",
+            pa.string(),
+            "Their cluster; null when the pair was not joined (a contradiction with another "
+            "member, or two clusters already published).",
+            nullable=True,
+        ),
+    ],
+    "Pairs of claims in different documents that state the same checkable claim.",
+)
+
+CLAIM_CLUSTERS = _schema(
+    [
+        _f("cluster_id", pa.string(), "Stable id of the claim cluster (kept across nights)."),
+        _f("claim_id", pa.string(), "A claim of the cluster."),
+        _f("doc_id", pa.string(), "Its document."),
+        _f("is_canonical", pa.bool_(), "Whether this claim is the cluster's canonical one."),
+        _f("canonical_claim_id", pa.string(), "The member closest to the cluster's centroid."),
+        _f("canonical_text", pa.string(), "Its text."),
+        _f("n_claims", pa.int32(), "Claims in the cluster."),
+        _f("n_documents", pa.int32(), "Documents (a near duplicate counts with its original)."),
+        _f(
+            "n_sources",
+            pa.int32(),
+            "Outlets (`documents.source`); an article without one, or a near duplicate, counts "
+            "as its original's source.",
+        ),
+        _f("first_seen", pa.date32(), "Earliest date of its documents."),
+        _f("last_seen", pa.date32(), "Latest date of its documents."),
+        _f("first_doc_id", pa.string(), "The earliest document (ties: smallest doc_id)."),
+        _f("first_source", pa.string(), "That document's outlet.", nullable=True),
+    ],
+    "Claims that state the same claim, one row per claim; clusters of two or more claims.",
+)
+
+CLAIM_SPREAD = _schema(
+    [
+        _f("cluster_id", pa.string(), "Claim cluster."),
+        _f("date", pa.date32(), "Document date: published_date, else the file's date."),
+        _f("n_claims", pa.int32(), "Claims of the cluster that day."),
+        _f("n_documents", pa.int32(), "Documents that day."),
+        _f("n_sources", pa.int32(), "Sources that day."),
+        _f("new_sources", pa.int32(), "Sources stating the claim for the first time that day."),
+        _f("cumulative_sources", pa.int32(), "Sources so far, that day included."),
+    ],
+    "How each claim cluster spread: documents and sources per day.",
+)
+
 RUNS = _schema(
     [
         _f("run_id", pa.string(), "Dagster run id."),
@@ -226,6 +308,9 @@ SCHEMAS: Final[Mapping[str, pa.Schema]] = {
     "claim_themes": CLAIM_THEMES,
     "document_themes": DOCUMENT_THEMES,
     "theme_trends": THEME_TRENDS,
+    "claim_matches": CLAIM_MATCHES,
+    "claim_clusters": CLAIM_CLUSTERS,
+    "claim_spread": CLAIM_SPREAD,
 }
 
 TABLE_DESCRIPTIONS: Final[Mapping[str, str]] = {

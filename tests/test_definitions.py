@@ -23,6 +23,9 @@ def test_definitions_load():
         "claim_themes",
         "document_themes",
         "theme_trends",
+        "claim_matches",
+        "claim_clusters",
+        "claim_spread",
         "runs",
         "theme_report",
     }
