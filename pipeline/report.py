@@ -4,7 +4,8 @@ Built from the published tables: theme sizes (named, discovered, broad), broad �
 theme's claims split by the fine themes under it), each theme's keywords
 and representative claims linked to their document with the claim highlighted, a document ×
 theme heatmap, a 2-D map of claims coloured by theme (PCA, seeded), theme trends over time,
-and the run's rejects and checks. The same plots come back as PNG bytes for Dagster metadata.
+the claims repeated across most outlets with how they spread day by day, and the run's
+rejects and checks. The same plots come back as PNG bytes for Dagster metadata.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ REPORT_FILE = "report.html"
 MAP_POINTS = 3000  # claims drawn on the map: enough to see the themes, small in any corpus
 HEATMAP_DOCS = 30
 TOP_THEMES = 12
+TOP_CLUSTERS = 15
 
 
 def build_report(out: str | Path, checks: Sequence[str] = ()) -> tuple[str, dict[str, bytes]]:
@@ -61,6 +63,7 @@ def build_report(out: str | Path, checks: Sequence[str] = ()) -> tuple[str, dict
             for n, s in svgs.items()
         ),
         _theme_sections(out, active),
+        _spread(out),
         _rejects(out),
     ]
     page = (
@@ -366,6 +369,45 @@ def _documents(out: str | Path, rep_rows: dict[str, dict[str, Any]]) -> str:
         )
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _spread(out: str | Path) -> str:
+    """The clusters of the same claim that reached the most outlets, and their spread by day."""
+    title = "<h2>Claims repeated across outlets</h2>"
+    path = table_path(out, "claim_clusters")
+    if not path.exists():
+        return f"<section id='spread'>{title}<p>No claim matching in these tables.</p></section>"
+    columns = ["cluster_id", "canonical_text", "n_documents", "n_sources", "first_seen",
+               "first_source", "last_seen"]  # fmt: skip
+    clusters = {r["cluster_id"]: r for r in pq.read_table(path, columns=columns).to_pylist()}
+    top = sorted(
+        clusters.values(),
+        key=lambda r: (-r["n_sources"], -r["n_documents"], r["first_seen"], r["cluster_id"]),
+    )[:TOP_CLUSTERS]
+    if not top:
+        return f"<section id='spread'>{title}<p>No claim was found in two articles.</p></section>"
+    days = where(
+        out,
+        "claim_spread",
+        ["cluster_id", "date", "cumulative_sources"],
+        pc.field("cluster_id").isin(_strings([r["cluster_id"] for r in top])),
+    ).to_pylist()
+    spread: dict[str, list[str]] = {}
+    for d in sorted(days, key=lambda d: (d["cluster_id"], d["date"])):
+        spread.setdefault(d["cluster_id"], []).append(f"{d['date']}: {d['cumulative_sources']}")
+    cells = "".join(
+        f"<tr><td>{html.escape(r['canonical_text'])}</td><td>{r['n_sources']}</td>"
+        f"<td>{r['n_documents']}</td><td>{r['first_seen']}</td>"
+        f"<td>{html.escape(r['first_source'] or '')}</td>"
+        f"<td>{html.escape(' → '.join(spread.get(r['cluster_id'], [])))}</td></tr>"
+        for r in top
+    )
+    return (
+        f"<section id='spread'>{title}<p>Clusters of the same claim (claim_clusters), most "
+        "outlets first; spread: outlets so far, per day (claim_spread).</p><table><tr>"
+        "<th>claim</th><th>outlets</th><th>documents</th><th>first seen</th><th>first outlet</th>"
+        f"<th>spread</th></tr>{cells}</table></section>"
+    )
 
 
 def _rejects(out: str | Path) -> str:

@@ -33,7 +33,18 @@ def as_json(result):
 
 
 def test_every_command_has_help():
-    for command in ("run", "status", "themes", "claims", "search", "doc", "report", "rollback"):
+    commands = (
+        "run",
+        "status",
+        "themes",
+        "claims",
+        "search",
+        "doc",
+        "matches",
+        "report",
+        "rollback",
+    )
+    for command in commands:
         result = invoke(command, "--help")
         assert result.exit_code == 0 and "Usage" in result.output, command
 
@@ -45,6 +56,7 @@ def test_no_tables_yet_is_said_plainly(tmp_path):
         ["claims", "--theme", "energy_axis"],
         ["doc", "x"],
         ["search", "gas"],
+        ["matches", "x"],
         ["report"],
     ):
         result = invoke(*args, "--out", str(tmp_path))

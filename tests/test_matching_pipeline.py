@@ -139,3 +139,13 @@ def test_matches_command_lists_the_claim_elsewhere(nights):
     assert "nearest claim" in by_text.output and "TASS" in by_text.output
     unknown = runner.invoke(app, ["matches", "x", "--out", str(nights["out"].parent / "none")])
     assert unknown.exit_code == 1 and "no published tables" in unknown.output
+
+
+def test_the_report_shows_the_spread(nights):
+    from pipeline.report import build_report
+
+    page, _ = build_report(nights["out"])
+    section = page[page.index("<section id='spread'>") :]
+    assert "Claims repeated across outlets" in section
+    assert "Power of Siberia 2" in section.split("</section>")[0]
+    assert "2024-05-20: 1 → 2024-05-21: 2 → 2024-05-23: 3" in section

@@ -12,6 +12,8 @@ something a fact-checker would check:
 * **negation**: one claim is negated ("not", "never", "failed to", "denied"...) and the other
   is not ("signed" vs "failed to sign").
 * **dates**: both name a calendar day and the days differ ("June 27" vs "July 27").
+* **actors**: both name countries or organisations (the gazetteer of `claims.entities`) and
+  not one of them is the same ("Russia vetoed the resolution" vs "China vetoed the resolution").
 
 What is checked and why is documented in docs/matching.md; the rules are deliberately few and
 readable rather than learned.
@@ -23,6 +25,8 @@ import math
 import re
 from dataclasses import dataclass
 from typing import Final
+
+from pipeline.claims import find_entities, load_gazetteer
 
 __all__ = ["Facts", "Quantity", "conflict", "content_words", "extract_facts", "word_overlap"]
 
@@ -125,6 +129,7 @@ class Facts:
 
     quantities: tuple[Quantity, ...]
     negated: bool
+    actors: frozenset[str] = frozenset()
 
 
 def _singular(word: str) -> str:
@@ -197,7 +202,9 @@ def extract_facts(text: str) -> Facts:
         q = _quantity(m)
         if q is not None:
             quantities.append(q)
-    return Facts(tuple(quantities), _negated(text))
+    return Facts(
+        tuple(quantities), _negated(text), frozenset(find_entities(text, load_gazetteer()))
+    )
 
 
 def _negated(text: str) -> bool:
@@ -258,11 +265,14 @@ def _disjoint_quantities(a: Facts, b: Facts) -> bool:
 def conflict(a: Facts, b: Facts) -> str | None:
     """Why two claims cannot be the same claim, or None.
 
-    Reasons: "negation", "date", "quantity" (the same kind of quantity with incompatible
-    values) or "figures" (both state figures and share none).
+    Reasons: "negation", "actors" (both name countries or organisations, none in common),
+    "date", "quantity" (the same kind of quantity with incompatible values) or "figures"
+    (both state figures and share none).
     """
     if a.negated != b.negated:
         return "negation"
+    if a.actors and b.actors and not a.actors & b.actors:
+        return "actors"
     reason = _quantity_conflict(a, b)
     if reason is None and _disjoint_quantities(a, b):
         return "figures"
