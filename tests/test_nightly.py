@@ -156,6 +156,7 @@ def test_runs_manifest_records_provenance(seed_dir, tmp_path, embedder):
     assert sorted(last.published_tables) == sorted(
         ["documents", "rejected_files", "duplicates", "segments", "claims", "claim_embeddings"]
         + ["themes", "claim_themes", "document_themes", "theme_trends"]
+        + ["claim_matches", "claim_clusters", "claim_spread"]
     )
     assert (runs.finished_at >= runs.started_at).all()
 
