@@ -255,6 +255,15 @@ def claims(
     _show(rows, ["score", "text", "title", "date", "claim_id"], f"claims of {theme}", as_json)
 
 
+def _embed_query(folder: str, text: str) -> Any:
+    """The unit vector of ``text`` with the model of the run that wrote the tables."""
+    from pipeline import explore
+    from pipeline.embed import embed_texts, load_model, resolve_model
+
+    name, sha256 = _reading(lambda: explore.search_model(folder))
+    return embed_texts(load_model(resolve_model(name, sha256)), [text])[0]
+
+
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="What to look for, in plain words")],
@@ -265,12 +274,9 @@ def search(
 ) -> None:
     """Semantic search over the claims, with the run's own embedding model."""
     from pipeline import explore
-    from pipeline.embed import embed_texts, load_model, resolve_model
 
     folder = _out(out)
-    name, sha256 = _reading(lambda: explore.search_model(folder))
-    model = load_model(resolve_model(name, sha256))
-    vector = embed_texts(model, [query])[0]
+    vector = _embed_query(folder, query)
     rows = _reading(lambda: explore.search(folder, vector, k, theme))
     _show(rows, ["score", "text", "title", "theme_id", "doc_id"], f"search: {query}", as_json)
 
@@ -291,11 +297,8 @@ def matches(
     folder = _out(out)
     claim_id, nearest = claim, None
     if not _reading(lambda: explore.claim_exists(folder, claim)):
-        from pipeline.embed import embed_texts, load_model, resolve_model
-
-        name, sha256 = _reading(lambda: explore.search_model(folder))
-        model = load_model(resolve_model(name, sha256))
-        hits = _reading(lambda: explore.search(folder, embed_texts(model, [claim])[0], 1))
+        vector = _embed_query(folder, claim)
+        hits = _reading(lambda: explore.search(folder, vector, 1))
         if not hits:
             typer.echo("docthemes: there are no claims to compare with", err=True)
             raise typer.Exit(1)

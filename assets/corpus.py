@@ -1,12 +1,14 @@
 """Corpus assets: raw files to documents, rejects, duplicates, segments and claims."""
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dagster as dg
 
 from assets.checks import CORPUS_CHECKS, check_specs, corpus_results, schema_results
 from assets.resources import PipelineSettings, RunLockResource
 from pipeline.corpus import CORPUS_TABLES, PreviousCorpus, state_key, write_corpus
+from pipeline.ingest import RawDirError
 from pipeline.progress import Progress
 from pipeline.schemas import TABLE_DESCRIPTIONS
 from pipeline.storage import TableFile
@@ -14,6 +16,19 @@ from pipeline.storage import TableFile
 SIGNATURES = "_cache/near_duplicate_signatures.parquet"  # "_": not a table for analysts
 # Transient I/O errors (network file systems, a disk briefly full) deserve another try.
 IO_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
+
+
+@contextmanager
+def not_retried(*errors: type[Exception]) -> Iterator[None]:
+    """Fail the step at once on errors another try cannot mend (a missing raw dir or model).
+
+    IO_RETRY is for transient errors; retrying these would only delay the failure by its
+    backoff (30 s) every night.
+    """
+    try:
+        yield
+    except errors as err:
+        raise dg.Failure(description=str(err), allow_retries=False) from err
 
 
 @dg.multi_asset(
@@ -41,16 +56,17 @@ def corpus(
             {n: f if f.path.exists() else None for n, f in published.items()}, key
         )
     files = {name: TableFile(store.scratch(name)) for name in CORPUS_TABLES}
-    stats = write_corpus(
-        settings.raw_dir,
-        config,
-        {name: f.path for name, f in files.items()},
-        max_sentence_chars=settings.max_sentence_chars,
-        previous=previous,
-        signatures_path=store.base_dir / SIGNATURES,
-        scan_progress=Progress("corpus", "files scanned", context.log.info),
-        split_progress=Progress("corpus", "documents split", context.log.info),
-    )
+    with not_retried(RawDirError):
+        stats = write_corpus(
+            settings.raw_dir,
+            config,
+            {name: f.path for name, f in files.items()},
+            max_sentence_chars=settings.max_sentence_chars,
+            previous=previous,
+            signatures_path=store.base_dir / SIGNATURES,
+            scan_progress=Progress("corpus", "files scanned", context.log.info),
+            split_progress=Progress("corpus", "documents split", context.log.info),
+        )
     work = {
         "files_read": stats.n_read,
         "files_reused": stats.n_reused,

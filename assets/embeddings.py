@@ -7,9 +7,9 @@ from typing import Any
 import dagster as dg
 
 from assets.checks import EMBEDDING_CHECKS, check_specs, embedding_results, schema_results
-from assets.corpus import IO_RETRY
+from assets.corpus import IO_RETRY, not_retried
 from assets.resources import EmbedderResource, PipelineSettings, RunLockResource
-from pipeline.embed import EmbeddingCache, embed_claims
+from pipeline.embed import EmbeddingCache, ModelError, embed_claims
 from pipeline.progress import Progress
 from pipeline.storage import TableFile
 
@@ -33,7 +33,8 @@ def claim_embeddings(
 
     Streams: claims are read and vectors written a batch at a time (pipeline.embed.embed_claims).
     """
-    cache = EmbeddingCache(settings.store.base_dir / CACHE_DIR, embedder.cache_key)
+    with not_retried(ModelError):
+        cache = EmbeddingCache(settings.store.base_dir / CACHE_DIR, embedder.cache_key)
     if settings.full_refresh:
         cache.clear()
     out = TableFile(settings.store.scratch("claim_embeddings"))

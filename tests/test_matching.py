@@ -63,6 +63,8 @@ def test_a_contradicting_detail_refuses_the_pair(a, b, reason):
         ("The Boeing 737 was shot down.", "Flight 752 was shot down."),  # names, not figures
         ("A frantic search began.", "Two searches began."),  # "a frantic" counts nothing
         ("Moscow and Beijing signed a deal.", "Russia and China signed a deal."),
+        ("Builders added 48,000 jobs in May.", "Builders added 48,000 new workers in May."),
+        ("Doping marred the 2014 Sochi Games.", "Doping marred the Games in 2014."),
         ("Russia vetoed the resolution.", "The resolution was vetoed."),
     ],
 )

@@ -239,6 +239,8 @@ def test_missing_raw_dir_fails_the_first_step(tmp_path, embedder):
     assert not result.success
     (failure,) = result.get_step_failure_events()
     assert failure.step_key == "corpus"
+    retry = dg.DagsterEventType.STEP_UP_FOR_RETRY
+    assert not [e for e in result.all_events if e.event_type == retry]  # nothing to mend by waiting
     assert "does not exist or is not a directory" in str(failure.event_specific_data.error)
     assert not (tmp_path / "out" / "documents.parquet").exists()
 

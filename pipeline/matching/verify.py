@@ -77,7 +77,8 @@ _QUANTITY: Final = re.compile(
     r"(?P<cur>[$€£¥])?\s?"
     rf"(?P<num>\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?|\b(?:{_NUMBER_WORD})\b)"
     r"(?:\s?(?P<mult>thousand|million|billion|trillion|bn|mn|tn|[kmb])\b)?"
-    r"(?:\s?-\s?|\s)?(?P<unit>%|percent\b|per\s?cent\b|[A-Za-z][a-z]+)?",
+    r"(?:\s?-\s?|\s)?(?:(?:new|more|other|additional|extra|further|fresh)\s+)?"
+    r"(?P<unit>%|percent\b|per\s?cent\b|[A-Za-z][a-z]+)?",
     re.IGNORECASE,
 )
 _DATE: Final = re.compile(
@@ -105,7 +106,8 @@ _YEAR: Final = re.compile(r"^(?:1[89]|20)\d\d$")
 # Words after a number that say nothing about what it counts ("in 2013", "10 to 20").
 _NOT_UNITS: Final = frozenset(
     "a an and as at by for from in into of on or per than that the to when where which who "
-    "with was were is are has have had will would".split()
+    "with was were is are has have had will would since after before during last this next "
+    "over under about around up down its their his her our".split()
 )
 _RELATIVE_TOLERANCE: Final = 0.10  # converted units: 1,250 miles is 2,012 km, "2,000 km"
 _ABOUT_TOLERANCE: Final = 0.05
@@ -161,6 +163,8 @@ def _quantity(m: re.Match[str]) -> Quantity | None:
     value, step = _number(raw)
     mult = _MULTIPLIERS.get((m.group("mult") or "").lower(), 1.0)
     value, step = value * mult, step * mult
+    if unit_word[:1].isupper() and not unit_word.isupper():
+        unit_word = ""  # "2014 Sochi Games", "Boeing 737 Max": a name follows, not a unit
     unit = _singular(unit_word.replace(" ", "")) if unit_word else ""
     unit = "" if unit in _NOT_UNITS else unit
     unit = "percent" if unit in ("percent", "percentage", "percentagepoint") else unit
