@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Candidates", "find_candidates"]
+__all__ = ["UNDATED", "Candidates", "find_candidates"]
 
-_UNDATED = np.iinfo(np.int32).min
+UNDATED = int(np.iinfo(np.int32).min)  # the day of a claim whose article has no date
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,7 @@ def find_candidates(
         keep: np.ndarray = family[a] != family[b]
         if max_days_apart is not None:
             da, db = day[a], day[b]
-            dated = (da != _UNDATED) & (db != _UNDATED)
+            dated = (da != UNDATED) & (db != UNDATED)
             keep &= ~dated | (np.abs(da.astype(np.int64) - db) <= max_days_apart)
         return keep
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.manifest import PIPELINE_VERSION, config_hash
-from pipeline.matching.candidates import find_candidates
+from pipeline.matching.candidates import UNDATED, find_candidates
 from pipeline.matching.clusters import cluster_claims
 from pipeline.matching.config import MatchConfig
 from pipeline.matching.verify import Facts, conflict, content_words, extract_facts, word_overlap
@@ -38,7 +38,6 @@ __all__ = [
     "read_claim_index",
 ]
 
-UNDATED = int(np.iinfo(np.int32).min)
 _EPOCH = dt.date(1970, 1, 1)
 
 
