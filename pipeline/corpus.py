@@ -42,8 +42,10 @@ from pipeline.ingest import (
     DirectoryScan,
     IngestConfig,
     PreviousFiles,
+    load_signatures,
     minhash_signature,
     near_duplicates,
+    save_signatures,
 )
 from pipeline.manifest import PIPELINE_VERSION, config_hash
 from pipeline.progress import Progress
@@ -503,38 +505,3 @@ def _finish_documents(
                     table.schema.get_field_index(name), schema.field(name), values
                 )
             sink.write(table)
-
-
-def load_signatures(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """MinHash signatures by doc_id from the cache file; empty if it does not exist."""
-    if not os.path.exists(path):
-        return {}
-    try:
-        table = read_table(path)
-        col = table.column("signature").combine_chunks()
-        matrix = col.values.to_numpy(zero_copy_only=False).reshape(len(col), -1)
-        return dict(zip(table.column("doc_id").to_pylist(), matrix, strict=True))
-    except (OSError, KeyError, ValueError, pa.ArrowException) as err:
-        # Only a cache: recomputing every signature costs about a second per 2,000 articles.
-        log.warning("ignoring unreadable signature cache %s: %s", path, err)
-        return {}
-
-
-def save_signatures(
-    path: str | os.PathLike[str], signatures: Mapping[str, np.ndarray], doc_ids: list[str]
-) -> None:
-    """Write the signatures of ``doc_ids`` (removed documents drop out of the cache)."""
-    kept = sorted(d for d in set(doc_ids) if d in signatures)
-    if not kept:
-        return
-    matrix = np.stack([signatures[d] for d in kept]).astype(np.uint64)
-    flat = pa.array(matrix.reshape(-1), type=pa.uint64())
-    write_table(
-        pa.table(
-            {
-                "doc_id": pa.array(kept, pa.string()),
-                "signature": pa.FixedSizeListArray.from_arrays(flat, matrix.shape[1]),
-            }
-        ),
-        path,
-    )

@@ -6,6 +6,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline.ingest import (
@@ -138,7 +139,7 @@ def test_find_near_duplicates_threshold():
 def test_near_duplicate_signatures_are_reused(monkeypatch):
     # A night reuses last night's MinHash signatures: only new texts and candidate pairs are
     # shingled, and the answer is the same as computing everything.
-    import pipeline.ingest as ingest
+    import pipeline.ingest.duplicates as duplicates
 
     base = "the minister said the new pipeline would carry gas to china from siberia " * 5
     docs = [("a", base), ("b", base + " today"), ("c", "an unrelated text about football " * 5)]
@@ -147,8 +148,10 @@ def test_near_duplicate_signatures_are_reused(monkeypatch):
     expected = find_near_duplicates(docs, 0.9)
     assert set(signatures) == {"a", "b"} and first == expected
     calls = []
-    real = ingest._shingles
-    monkeypatch.setattr(ingest, "_shingles", lambda text, k=5: calls.append(text) or real(text, k))
+    real = duplicates.shingles
+    monkeypatch.setattr(
+        duplicates, "shingles", lambda text, k=5: calls.append(text) or real(text, k)
+    )
     second = find_near_duplicates(docs, 0.9, signatures)
     assert second == expected
     assert calls.count(docs[2][1]) == 1 and len(calls) == 3  # c, then the pair a/b to verify
@@ -246,7 +249,7 @@ def test_symlink_inside_root_is_not_double_counted(tmp_path):
 def test_near_duplicate_candidates_are_verified_a_block_at_a_time(monkeypatch):
     # Every document a candidate (reprinted wire stories): texts are fetched a block at a time,
     # never all at once, and the answer does not depend on the block size.
-    import pipeline.ingest as ingest
+    import pipeline.ingest.duplicates as ingest
 
     base = [f"story {k} " + " ".join(f"w{k}x{i}" for i in range(40)) for k in range(5)]
     docs = [(f"d{n:02d}", base[n % 5] + f" edition {n}") for n in range(30)]
@@ -316,3 +319,25 @@ def test_an_invisible_mark_does_not_hide_a_duplicate(tmp_path):
     (raw / "b.txt").write_text("Oil exports rose\u200f sharply last year.\n", encoding="utf-8")
     result = ingest_directory(raw, IngestConfig())
     assert len(result.documents) == 1 and len(result.duplicates) == 1
+
+
+def test_signature_cache_round_trips_and_a_cache_made_otherwise_is_ignored(tmp_path):
+    # The cache names the MinHash scheme that made it: signatures of another scheme (the
+    # hand-written hashing before datasketch, or another datasketch scheme) would propose the
+    # wrong candidates, so such a cache is recomputed, not read.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.ingest import load_signatures, minhash_signature, save_signatures
+
+    sigs = {"a": minhash_signature("one two three four five six"), "b": minhash_signature("x")}
+    path = tmp_path / "sigs.parquet"
+    save_signatures(path, sigs, ["b", "a", "gone"])
+    loaded = load_signatures(path)
+    assert sorted(loaded) == ["a", "b"]
+    assert all(np.array_equal(loaded[k], sigs[k]) for k in sigs)
+    old = pq.read_table(path).replace_schema_metadata({b"docthemes.minhash": b"legacy-64"})
+    pq.write_table(old, path)
+    assert load_signatures(path) == {}
+    pq.write_table(pa.table({"doc_id": ["a"]}), path)  # no scheme, no signature column
+    assert load_signatures(path) == {}

@@ -1,4 +1,4 @@
-"""Read a folder of raw articles into documents, rejects and duplicates, losing nothing.
+"""List and read the raw dir: every file becomes a document, a reject or a duplicate.
 
 Every regular file under the raw dir ends up in exactly one of three places: a document, a
 rejected file (with a short reason code and a detail), or a duplicate of a document. Nothing here
@@ -10,14 +10,10 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import datetime as dt
-import logging
 import os
-import re
 import stat
 import time
-import unicodedata
-import zlib
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -25,6 +21,10 @@ from typing import Any, Final
 import numpy as np
 
 from pipeline.ids import sha256_hex, stable_id
+from pipeline.ingest.decode import Rejected, decode_bytes, normalize_text
+from pipeline.ingest.duplicates import find_near_duplicates
+from pipeline.ingest.paths import relative_path, utf8_safe
+from pipeline.ingest.stated import extract_metadata
 from pipeline.metadata import (
     METADATA_TABLES,
     SIDECAR_SUFFIX,
@@ -33,27 +33,6 @@ from pipeline.metadata import (
     read_metadata_table,
     read_sidecar,
 )
-from pipeline.segment import classify_segment
-
-__all__ = [
-    "REJECT_REASONS",
-    "IngestConfig",
-    "IngestResult",
-    "PreviousFiles",
-    "RawDirError",
-    "decode_bytes",
-    "Fingerprint",
-    "extract_metadata",
-    "find_near_duplicates",
-    "fingerprint_directory",
-    "ingest_directory",
-    "DirectoryScan",
-    "minhash_signature",
-    "near_duplicates",
-    "normalize_text",
-]
-
-log = logging.getLogger(__name__)
 
 REJECT_REASONS: Final = {
     "unsupported_type": "extension not in the configured list",
@@ -68,28 +47,6 @@ REJECT_REASONS: Final = {
     "bad_metadata": "an article's sidecar or metadata row that cannot be used (the article is "
     "still read, without it)",
 }
-
-_BINARY_SIGNATURES: Final = (
-    (b"\x1f\x8b", "gzip compressed data"),
-    (b"PK\x03\x04", "zip archive"),
-    (b"%PDF", "PDF document"),
-    (b"\x89PNG", "PNG image"),
-    (b"\xff\xd8\xff", "JPEG image"),
-    (b"GIF8", "GIF image"),
-    (b"BZh", "bzip2 compressed data"),
-    (b"\xfd7zXZ", "xz compressed data"),
-    (b"7z\xbc\xaf", "7-zip archive"),
-    (b"\x7fELF", "ELF executable"),
-    (b"\x28\xb5\x2f\xfd", "zstd compressed data"),
-)
-_BOMS: Final = (
-    (codecs.BOM_UTF32_LE, "utf-32-le"),
-    (codecs.BOM_UTF32_BE, "utf-32-be"),
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
-)
-
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # Outcomes decided by a file's bytes alone: an unchanged file keeps them. Others (unreadable,
@@ -144,13 +101,6 @@ class IngestResult:
             key = f"rejected_{row['reason']}"
             counts[key] = counts.get(key, 0) + 1
         return counts
-
-
-class _Rejected(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +285,7 @@ class DirectoryScan:
             else:
                 try:
                     doc = _read_document(item, config)
-                except _Rejected as rej:
+                except Rejected as rej:
                     yield (
                         "rejected",
                         _reject(item.rel, rej.reason, rej.detail, item.size, item.mtime),
@@ -403,7 +353,7 @@ def _walk(root: Path, root_real: Path, config: IngestConfig) -> Iterator[_Entry 
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as err:
-            rel = _rel(Path(directory), root)
+            rel = relative_path(Path(directory), root)
             yield _reject(rel or ".", "unreadable", f"cannot list directory: {err}", None)
             continue
         subdirs: list[Path] = []
@@ -414,7 +364,7 @@ def _walk(root: Path, root_real: Path, config: IngestConfig) -> Iterator[_Entry 
             if entry.name.startswith("."):
                 continue
             path = Path(entry.path)
-            rel = _rel(path, root)
+            rel = relative_path(path, root)
             if directory == root and entry.name in METADATA_TABLES:
                 continue  # read by DirectoryScan, not an article
             if entry.name in sidecars:
@@ -456,7 +406,8 @@ def _walk(root: Path, root_real: Path, config: IngestConfig) -> Iterator[_Entry 
                 continue
             sidecar = path.with_name(path.stem + SIDECAR_SUFFIX)
             if sidecar.name in sidecars:
-                yield _Entry(path, rel, st.st_size, _mtime(st), sidecar, _rel(sidecar, root))
+                side_rel = relative_path(sidecar, root)
+                yield _Entry(path, rel, st.st_size, _mtime(st), sidecar, side_rel)
             else:
                 yield _Entry(path, rel, st.st_size, _mtime(st))
         # Depth-first in name order: push in reverse so the smallest name is visited first.
@@ -468,7 +419,7 @@ def _read_document(entry: _Entry, config: IngestConfig) -> dict[str, Any]:
     encoding, raw_text = decode_bytes(data, config.legacy_encodings)
     text = normalize_text(raw_text)
     if not text.strip():
-        raise _Rejected("empty", "no text after normalisation" if data else "0-byte file")
+        raise Rejected("empty", "no text after normalisation" if data else "0-byte file")
     meta = extract_metadata(text)
     return {
         "doc_id": stable_id("doc", text),
@@ -494,360 +445,24 @@ def _read_stable(path: Path, config: IngestConfig) -> tuple[bytes, os.stat_resul
         try:
             before = path.stat()
             if before.st_size > config.max_bytes:
-                raise _Rejected(
+                raise Rejected(
                     "too_large", f"{before.st_size} bytes > limit of {config.max_bytes} bytes"
                 )
             with open(path, "rb") as fh:
                 data = fh.read(config.max_bytes + 1)
             after = path.stat()
-        except _Rejected:
+        except Rejected:
             raise
         except OSError as err:
-            raise _Rejected("unreadable", f"{type(err).__name__}: {err}") from err
+            raise Rejected("unreadable", f"{type(err).__name__}: {err}") from err
         if len(data) > config.max_bytes:
-            raise _Rejected("too_large", f"grew past the limit of {config.max_bytes} bytes")
+            raise Rejected("too_large", f"grew past the limit of {config.max_bytes} bytes")
         unchanged = (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns)
         if unchanged and len(data) == after.st_size:
             return data, after
         time.sleep(0.05 * (attempt + 1))
-    raise _Rejected(
+    raise Rejected(
         "unstable", f"changed while being read ({config.read_attempts} attempts); retried next run"
-    )
-
-
-def decode_bytes(
-    data: bytes, legacy_encodings: tuple[str, ...] = ("cp1252", "latin_1")
-) -> tuple[str, str]:
-    """Decode article bytes, refusing rather than mangling.
-
-    Order: byte-order mark (UTF-8/16/32), strict UTF-8, then a detector (charset-normalizer)
-    restricted to ``legacy_encodings``. Files mixing UTF-8 lines with legacy lines are decoded
-    line by line, each line with the encoding it is valid in.
-
-    Returns:
-        ``(encoding, text)``.
-
-    Raises:
-        _Rejected: ``binary`` or ``undecodable``.
-    """
-    for signature, what in _BINARY_SIGNATURES:
-        if data.startswith(signature):
-            raise _Rejected("binary", what)
-    for bom, name in _BOMS:
-        if data.startswith(bom):
-            try:
-                return name, data[len(bom) :].decode(name.removesuffix("-sig"))
-            except UnicodeDecodeError as err:
-                raise _Rejected("undecodable", f"invalid {name} after its BOM: {err}") from err
-    nuls = data.count(0)
-    if nuls:
-        utf16 = _utf16_without_bom(data)
-        if utf16 is not None:
-            return utf16[0], _refuse_control_heavy(utf16[1])
-        raise _Rejected("binary", f"{nuls} NUL bytes and no UTF-16/32 BOM")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    else:
-        return "utf-8", _refuse_control_heavy(text)
-    return _decode_legacy(data, legacy_encodings)
-
-
-def _utf16_without_bom(data: bytes) -> tuple[str, str] | None:
-    """``(encoding, text)`` if ``data`` is UTF-16 text saved without a byte-order mark.
-
-    Text in a Latin script has a NUL in every other byte (the high byte of each code unit): in
-    the odd positions for little-endian, the even ones for big-endian, and almost none on the
-    other side. Binary data does not keep that pattern, nor decode without NUL characters.
-    """
-    n = len(data) // 2
-    if n < 8 or len(data) % 2:
-        return None
-    even, odd = data[0::2].count(0) / n, data[1::2].count(0) / n
-    if odd > 0.3 and even < 0.01:
-        encoding = "utf-16-le"
-    elif even > 0.3 and odd < 0.01:
-        encoding = "utf-16-be"
-    else:
-        return None
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError:
-        return None
-    return None if "\x00" in text else (encoding, text)
-
-
-def _decode_legacy(data: bytes, legacy: tuple[str, ...]) -> tuple[str, str]:
-    from charset_normalizer import from_bytes
-
-    lines = data.split(b"\n")
-    utf8_lines: dict[int, str] = {}
-    bad: list[bytes] = []
-    for i, line in enumerate(lines):
-        try:
-            decoded = line.decode("utf-8")
-        except UnicodeDecodeError:
-            bad.append(line)
-        else:
-            if not line.isascii():
-                utf8_lines[i] = decoded
-    best = from_bytes(b"\n".join(bad), cp_isolation=list(legacy)).best()
-    if best is None:
-        raise _Rejected(
-            "undecodable", f"not UTF-8 and no accepted legacy encoding fits ({', '.join(legacy)})"
-        )
-    enc = codecs.lookup(best.encoding).name
-    try:
-        if not utf8_lines:
-            return enc, _refuse_control_heavy(data.decode(enc))
-        parts = [utf8_lines.get(i) or line.decode(enc) for i, line in enumerate(lines)]
-    except UnicodeDecodeError as err:
-        raise _Rejected("undecodable", f"detected {enc} but it does not decode: {err}") from err
-    return f"utf-8+{enc}", _refuse_control_heavy("\n".join(parts))
-
-
-def _refuse_control_heavy(text: str) -> str:
-    # Text in a wrong single-byte codec or a binary blob decodes "successfully" but is full of
-    # control characters; real articles have almost none.
-    controls = sum(1 for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t\f")
-    if controls > max(8, 0.05 * len(text)):
-        raise _Rejected("binary", f"{controls} control characters in {len(text)}")
-    return text
-
-
-_DROP: Final = {
-    **{c: None for c in range(0x20) if chr(c) not in "\n\t\r\x0b\x0c"},
-    0x7F: None,
-    **{c: None for c in range(0x80, 0xA0) if c != 0x85},
-    0x200B: None,  # zero-width space
-    0x200C: None,  # zero-width non-joiner
-    0x200D: None,  # zero-width joiner
-    0x2060: None,  # word joiner
-    0xFEFF: None,  # BOM / zero-width no-break space
-    0x00AD: None,  # soft hyphen
-    # Bidirectional marks, embeddings, overrides and isolates: they make a claim display other
-    # than its bytes read ("Trojan Source"), and one invisible mark defeats duplicate detection.
-    0x061C: None,
-    0x200E: None,
-    0x200F: None,
-    **{c: None for c in range(0x202A, 0x202F)},
-    **{c: None for c in range(0x2066, 0x206A)},
-    0x0B: "\n",
-    0x0C: "\n",
-    0x85: "\n",
-    0x2028: "\n",
-    0x2029: "\n",
-}
-
-
-def normalize_text(text: str) -> str:
-    r"""Normalise text so that offsets into the result are the reference for all tables.
-
-    Newlines become ``\\n``, the text is Unicode NFC, zero-width, bidirectional-control and
-    control characters (other than newline and tab) are removed, and trailing whitespace is
-    dropped.
-    """
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = unicodedata.normalize("NFC", text).translate(_DROP)
-    return text.rstrip()
-
-
-_AGENCY_DATELINE: Final = re.compile(
-    r"^\s*([A-Z][A-Za-z .,'’-]{1,40}?)\s*\((Reuters|AP|AFP|Bloomberg|TASS|Xinhua|Interfax|UPI)\)"
-    r"\s*[-–—]"
-)
-_MONTHS: Final = {
-    m: i + 1
-    for i, names in enumerate(
-        [
-            ("january", "jan"),
-            ("february", "feb"),
-            ("march", "mar"),
-            ("april", "apr"),
-            ("may",),
-            ("june", "jun"),
-            ("july", "jul"),
-            ("august", "aug"),
-            ("september", "sep", "sept"),
-            ("october", "oct"),
-            ("november", "nov"),
-            ("december", "dec"),
-        ]
-    )
-    for m in names
-}
-_MONTH_RE: Final = "|".join(sorted(_MONTHS, key=len, reverse=True))
-_DATE_PATTERNS: Final = (
-    (re.compile(r"\b((?:19|20)\d\d)-(\d\d)-(\d\d)\b"), ("y", "m", "d")),
-    (re.compile(rf"\b(\d{{1,2}})\s+({_MONTH_RE})\.?,?\s+((?:19|20)\d\d)\b", re.I), ("d", "M", "y")),
-    (
-        re.compile(
-            rf"\b({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+((?:19|20)\d\d)\b", re.I
-        ),
-        ("M", "d", "y"),
-    ),
-)
-
-
-def extract_metadata(text: str) -> dict[str, Any]:
-    """Title, headings, source attribution and stated publication date of a normalised text.
-
-    Returns:
-        A dict with ``title`` (first line when it is a headline, else None), ``headings``
-        (other heading lines, in order), ``source_attribution`` (source/byline lines and agency
-        datelines joined by newlines, or None) and ``published_date`` (a ``date`` or None).
-    """
-    title: str | None = None
-    headings: list[str] = []
-    attributions: list[str] = []
-    first_line, first_body = True, True
-    for raw_line in text.split("\n"):
-        line = raw_line.strip()
-        if not line:
-            continue
-        kind = classify_segment(line, is_whole_line=True)
-        if kind == "heading":
-            if first_line:
-                title = line
-            else:
-                headings.append(line)
-        elif kind == "attribution":
-            attributions.append(line)
-        else:
-            if first_body and (m := _AGENCY_DATELINE.match(line)):
-                attributions.append(f"{m.group(2)} ({m.group(1).strip()})")
-            first_body = False
-        first_line = False
-    return {
-        "title": title,
-        "headings": headings,
-        "source_attribution": "\n".join(attributions) or None,
-        "published_date": find_published_date(text),
-    }
-
-
-def find_published_date(text: str, window: int = 1500) -> dt.date | None:
-    """Return the first valid date stated near the start of the text (or in its last lines)."""
-    regions = (text[:window], text[-400:])
-    for region in regions:
-        for pattern, order in _DATE_PATTERNS:
-            for m in pattern.finditer(region):
-                parts = dict(zip(order, m.groups(), strict=True))
-                month = int(parts["m"]) if "m" in parts else _MONTHS[parts["M"].lower()]
-                try:
-                    return dt.date(int(parts["y"]), month, int(parts["d"]))
-                except ValueError:
-                    continue
-    return None
-
-
-# --- near duplicates -----------------------------------------------------------------------------
-
-_WORD: Final = re.compile(r"\w+")
-_N_PERM: Final = 64
-_BANDS: Final = 16
-_VERIFY_BLOCK: Final = 256  # candidate pairs verified together (at most 512 shingle sets held)
-_MERSENNE: Final = np.uint64((1 << 61) - 1)
-_RNG: Final = np.random.default_rng(20240611)
-_PERM_A: Final = _RNG.integers(1, (1 << 61) - 1, size=_N_PERM, dtype=np.uint64)
-_PERM_B: Final = _RNG.integers(0, (1 << 61) - 1, size=_N_PERM, dtype=np.uint64)
-
-
-def _shingles(text: str, k: int = 5) -> set[int]:
-    words = _WORD.findall(text.lower())
-    if len(words) < k:
-        return {zlib.crc32(" ".join(words).encode())} if words else set()
-    return {zlib.crc32(" ".join(words[i : i + k]).encode()) for i in range(len(words) - k + 1)}
-
-
-def _minhash(shingles: set[int]) -> np.ndarray:
-    x = np.fromiter(shingles, dtype=np.uint64, count=len(shingles))[:, None]
-    # (a*x + b) mod p with 32-bit x keeps the product below 2**64 after masking a to 31 bits.
-    a = _PERM_A & np.uint64(0x7FFFFFFF)
-    hashed = (x * a + _PERM_B) % _MERSENNE
-    result: np.ndarray = hashed.min(axis=0)
-    return result
-
-
-def minhash_signature(text: str) -> np.ndarray | None:
-    """MinHash signature of a text's word 5-shingles; None when it has no words."""
-    sh = _shingles(text)
-    return _minhash(sh) if sh else None
-
-
-def near_duplicates(
-    doc_ids: Sequence[str],
-    signatures: Mapping[str, np.ndarray],
-    text_of: Callable[[list[int]], list[str]],
-    threshold: float = 0.9,
-) -> dict[str, tuple[str, float]]:
-    """Flag documents that nearly copy an earlier one, from their signatures.
-
-    MinHash (64 permutations, 16 bands of 4 rows) proposes candidate pairs; each candidate's
-    exact word 5-shingle Jaccard is then checked against ``threshold``. Only candidates' texts
-    are fetched, so the texts need not be in memory.
-
-    Args:
-        doc_ids: In processing order; the earlier document is the original.
-        signatures: By doc_id (a document without one has no words and matches nothing).
-        text_of: Texts of documents given by position in ``doc_ids``.
-        threshold: Minimum Jaccard similarity.
-
-    Returns:
-        For each near-duplicate doc_id, the doc_id it resembles most and the Jaccard score.
-    """
-    buckets: dict[tuple[int, bytes], list[int]] = {}
-    candidates: dict[int, set[int]] = {}
-    rows = _N_PERM // _BANDS
-    for i, doc_id in enumerate(doc_ids):
-        sig = signatures.get(doc_id)
-        if sig is None:
-            continue
-        for band in range(_BANDS):
-            key = (band, sig[band * rows : (band + 1) * rows].tobytes())
-            earlier = buckets.setdefault(key, [])
-            if earlier:
-                candidates.setdefault(i, set()).update(earlier)
-            earlier.append(i)
-    best: dict[int, tuple[float, int]] = {}
-    pairs = [(i, j) for i in sorted(candidates) for j in sorted(candidates[i])]
-    # A block of pairs at a time: shingle sets cost ~25 kB a document, and a corpus of
-    # reprinted wire stories can make every document a candidate of many others.
-    for start in range(0, len(pairs), _VERIFY_BLOCK):
-        block = pairs[start : start + _VERIFY_BLOCK]
-        involved = sorted({i for i, _ in block} | {j for _, j in block})
-        shingles = dict(zip(involved, map(_shingles, text_of(involved)), strict=True))
-        for i, j in block:
-            a, b = shingles[i], shingles[j]
-            jac = len(a & b) / len(a | b)
-            if jac >= threshold and (i not in best or jac > best[i][0]):
-                best[i] = (jac, j)  # ties keep the earliest original: pairs come in j order
-    found = {doc_ids[i]: (doc_ids[j], round(jac, 4)) for i, (jac, j) in sorted(best.items())}
-    return found
-
-
-def find_near_duplicates(
-    docs: list[tuple[str, str]],
-    threshold: float = 0.9,
-    signatures: MutableMapping[str, np.ndarray] | None = None,
-) -> Mapping[str, tuple[str, float]]:
-    """:func:`near_duplicates` of documents in memory.
-
-    Args:
-        docs: ``(doc_id, text)`` in processing order; the earlier document is the original.
-        threshold: Minimum Jaccard similarity.
-        signatures: MinHash signatures by doc_id (a doc_id is a hash of the text); missing ones
-            are computed and added, so a night with 20 new articles shingles only those.
-    """
-    sigs = signatures if signatures is not None else {}
-    for doc_id, text in docs:
-        if doc_id not in sigs:
-            sig = minhash_signature(text)
-            if sig is not None:
-                sigs[doc_id] = sig
-    return near_duplicates(
-        [d for d, _ in docs], sigs, lambda idx: [docs[i][1] for i in idx], threshold
     )
 
 
@@ -870,78 +485,3 @@ def _mtime(st: os.stat_result) -> dt.datetime:
 
 def _item_path(item: _Entry | dict[str, Any]) -> str:
     return item["source_path"] if isinstance(item, dict) else item.rel
-
-
-def _rel(path: Path, root: Path) -> str:
-    return relative_path(path, root)
-
-
-def walk_files(root: Path) -> Iterator[Path]:
-    """Every file under ``root`` (not hidden, symlinked folders not followed), like ``os.walk``.
-
-    Iterative: ``os.walk`` recurses once per level and raises RecursionError in folders nested
-    about a thousand deep.
-    """
-    stack = [root]
-    while stack:
-        directory = stack.pop()
-        try:
-            entries = list(os.scandir(directory))
-        except OSError:
-            continue
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            try:
-                is_dir = entry.is_dir(follow_symlinks=True)
-            except OSError:
-                is_dir = False
-            if is_dir:
-                if not entry.is_symlink():
-                    stack.append(Path(entry.path))
-                continue
-            yield Path(entry.path)
-
-
-def relative_path(path: Path, root: Path) -> str:
-    r"""``path`` relative to ``root``, as the tables store it: always valid UTF-8.
-
-    A name that is not valid UTF-8 (``caf\xe9.txt`` from a Windows zip) reaches Python with
-    surrogate escapes, which Parquet cannot store; its undecodable bytes are written as
-    ``\xNN`` instead (the file is still read from its real name).
-    """
-    return utf8_safe(path.relative_to(root).as_posix())
-
-
-def utf8_safe(name: str) -> str:
-    r"""A path or message that Parquet can store: undecodable bytes become ``\xNN``."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return os.fsencode(name).decode("utf-8", "backslashreplace")
-    return name
-
-
-@dataclass(frozen=True, slots=True)
-class Fingerprint:
-    """A cheap summary of a raw dir: file count and a digest of every (path, size, mtime)."""
-
-    n_files: int
-    digest: str
-
-
-def fingerprint_directory(raw_dir: str | os.PathLike[str]) -> Fingerprint:
-    """Fingerprint the raw dir with ``stat`` only (no file is opened), for the new-file sensor.
-
-    Any added, removed, renamed or rewritten file changes the digest.
-    """
-    root = Path(raw_dir)
-    entries: list[str] = []
-    for path in walk_files(root):
-        try:
-            st = path.lstat()
-        except OSError:
-            continue
-        entries.append(f"{_rel(path, root)}\x1f{st.st_size}\x1f{st.st_mtime_ns}")
-    entries.sort()
-    return Fingerprint(len(entries), sha256_hex("\n".join(entries)))
