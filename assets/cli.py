@@ -9,7 +9,6 @@ prints JSON for scripts. Exit codes: 0 success, 1 no tables yet or a failed run,
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
@@ -42,12 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         code = 0
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-    if argv is None and _RAN_PIPELINE:  # a process of its own (console script, python -m)
-        _exit_without_teardown(code)
     return code
-
-
-_RAN_PIPELINE: list[bool] = []
 
 
 @app.command()
@@ -55,25 +49,11 @@ def run(
     log_level: Annotated[str, typer.Option(help="Dagster console log level")] = "INFO",
 ) -> None:
     """Materialize every asset, run the checks, publish."""
-    _RAN_PIPELINE.append(True)
     raise typer.Exit(run_all(log_level))
-
-
-def _exit_without_teardown(code: int) -> None:
-    # Tearing down torch, scikit-learn and Dagster's modules does nothing for us: the tables
-    # are published and fsynced, the instance closed; on a short nightly run it would be a
-    # visible share of the wall time.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    logging.shutdown()
-    os._exit(code)
 
 
 def run_all(log_level: str = "INFO") -> int:
     """Execute ``docthemes_job`` in this process, recorded in the DAGSTER_HOME instance."""
-    _prestart_model()
-    # Imported here, not at the top: the embedding model's helper process starts from this
-    # module (multiprocessing imports the main module) and must not pay for Dagster.
     import dagster as dg
 
     from assets.definitions import defs
@@ -93,33 +73,7 @@ def run_all(log_level: str = "INFO") -> int:
                 run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
             )
         sys.stdout.write(summarize(result) + "\n")
-    from pipeline.embed import ModelProcess
-
-    ModelProcess.close_unadopted()
     return 0 if result.success else 1
-
-
-def _prestart_model() -> None:
-    # Start loading the configured torch model before Dagster is even imported, so its slow
-    # import overlaps the whole start-up and ingestion; the embedder resource adopts it when
-    # it asks for the same model with its default device and threads (else it starts its own).
-    from assets.environment import embedder_env
-    from pipeline.embed import (
-        DEFAULT_BATCH_SIZE,
-        DEFAULT_DEVICE,
-        ModelError,
-        ModelProcess,
-        resolve_model,
-    )
-
-    env = embedder_env()
-    if env["backend"] != "torch":
-        return
-    try:
-        spec = resolve_model(env["model"] or "", env["expected_sha256"])
-    except ModelError:
-        return  # the embedding step reports it
-    ModelProcess.prestart(spec, DEFAULT_DEVICE, None, DEFAULT_BATCH_SIZE)
 
 
 @app.command()

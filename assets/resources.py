@@ -1,8 +1,6 @@
 """Dagster resources: the embedding model, the pipeline settings and the run lock."""
 
 import os
-import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -11,21 +9,19 @@ import dagster as dg
 import numpy as np
 from pydantic import Field, PrivateAttr, model_validator
 
-from assets.environment import embedder_env
 from pipeline.embed import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DEVICE,
     DEFAULT_MODEL,
-    ModelError,
-    ModelProcess,
+    TORCH,
+    Encoder,
     ModelSpec,
-    embed_texts,
-    load_model,
     model_key,
+    open_encoder,
+    resolve_backend,
     resolve_model,
     verify_weights,
 )
-from pipeline.embed_onnx import OnnxEncoder, export_model
 from pipeline.ingest import IngestConfig
 from pipeline.matching import MatchConfig
 from pipeline.snapshots import DEFAULT_KEEP_SNAPSHOTS, TableStore
@@ -38,7 +34,7 @@ DEFAULT_PROCESSED_DIR = "data/processed"
 
 
 class EmbedderResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """Sentence-transformers embedder; the model is verified and loaded once per run."""
+    """The embedding model, verified and loaded once per run, when first needed."""
 
     model: str = Field(
         default=DEFAULT_MODEL,
@@ -50,21 +46,15 @@ class EmbedderResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1, le=4096)
     device: str = DEFAULT_DEVICE
     num_threads: int | None = Field(
-        default=None, ge=1, description="Torch threads; None = all cores."
+        default=None, ge=1, description="Torch or ONNX Runtime threads; None = all cores."
     )
-    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        default="torch",
+    backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
+        default="auto",
         description=(
-            "torch: sentence-transformers (default). onnx: the model exported once to ONNX "
-            "under onnx_dir, same vectors, ~1.9x faster. onnx-int8: quantised, ~3.5x faster, "
-            "cosine ~0.99 to torch (docs/performance.md). Both need the [onnx] extra."
-        ),
-    )
-    helper_process: bool = Field(
-        default=True,
-        description=(
-            "Load the torch model in a helper process when the run starts, so its ~4 s import "
-            "overlaps ingestion instead of adding to it."
+            "auto (default): the model exported to ONNX when its vectors match torch's "
+            "(checked once per export, then by its hash), else torch. torch: "
+            "sentence-transformers. onnx: the ONNX export without the check. onnx-int8: "
+            "quantised, faster, cosine ~0.99 to torch (docs/performance.md)."
         ),
     )
     onnx_dir: str = Field(
@@ -73,31 +63,9 @@ class EmbedderResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     )
 
     _spec: ModelSpec | None = PrivateAttr(default=None)
-    _model: Any = PrivateAttr(default=None)
+    _backend: str | None = PrivateAttr(default=None)
+    _encoder: Encoder | None = PrivateAttr(default=None)
     _load_seconds: float = PrivateAttr(default=0.0)
-    _helper: ModelProcess | None = PrivateAttr(default=None)
-
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """Start loading the model in a helper process (torch backend, not yet imported).
-
-        Once sentence-transformers is imported in this process (tests, a long-lived worker),
-        loading here costs ~0.2 s and the helper would only add a process.
-        """
-        imported = "sentence_transformers" in sys.modules
-        if self.helper_process and self.backend == "torch" and not imported:
-            try:
-                self._helper = ModelProcess.adopt(
-                    self.spec, self.device, self.num_threads
-                ) or ModelProcess(self.spec, self.device, self.num_threads, self.batch_size)
-            except ModelError:
-                self._helper = None  # the embedding step raises the same error, in its place
-
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        """Stop the helper process."""
-        if self._helper is not None:
-            self._helper.close()
-            self._helper = None
-            self._model = None
 
     @property
     def spec(self) -> ModelSpec:
@@ -107,9 +75,19 @@ class EmbedderResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         return self._spec
 
     @property
+    def running_backend(self) -> str:
+        """The backend this run embeds with: ``backend``, or for auto onnx or torch."""
+        if self._backend is None:
+            self._backend = resolve_backend(
+                self.spec, self.backend, self.onnx_dir, device=self.device
+            )
+        return self._backend
+
+    @property
     def model_name(self) -> str:
         """Name written to `claim_embeddings.model` (with the backend when not torch)."""
-        return self.spec.name if self.backend == "torch" else f"{self.spec.name} [{self.backend}]"
+        backend = self.running_backend
+        return self.spec.name if backend == TORCH else f"{self.spec.name} [{backend}]"
 
     @property
     def weights_sha256(self) -> str:
@@ -123,56 +101,37 @@ class EmbedderResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         Another backend's vectors differ (int8: cosine ~0.99), so backends never share a cache.
         """
         key = model_key(self.spec, self.weights_sha256)
-        return key if self.backend == "torch" else f"{key}-{self.backend}"
+        backend = self.running_backend
+        return key if backend == TORCH else f"{key}-{backend}"
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embed texts as L2-normalised float32 vectors of shape ``(len(texts), dim)``."""
-        model = self._loaded()
-        if isinstance(model, OnnxEncoder | ModelProcess):
-            vectors: np.ndarray = model.encode(texts)
-            return vectors
-        return embed_texts(model, texts, batch_size=self.batch_size)
+        return self._loaded().encode(texts)
 
     @property
     def dimension(self) -> int:
         """Embedding dimension of the loaded model."""
-        model = self._loaded()
-        if isinstance(model, ModelProcess):
-            return model.wait()
-        if isinstance(model, OnnxEncoder):
-            return int(model.dimension)
-        return int(model.get_embedding_dimension())
+        return self._loaded().dimension
 
     @property
     def load_seconds(self) -> float:
         """Time this run spent importing and loading the model (0 if it was not needed)."""
         return self._load_seconds
 
-    def _loaded(self) -> Any:
-        # Loaded lazily so that a run with nothing new to embed never imports torch.
-        if self._model is None:
+    def _loaded(self) -> Encoder:
+        # Loaded lazily so that a run with nothing new to embed never loads a model.
+        if self._encoder is None:
             start = time.perf_counter()
-            if self._helper is not None:
-                # Loading sentence-transformers in-process would also have imported
-                # scikit-learn, which the theme step uses next: import it while waiting for the
-                # helper (the wait is a pipe read, which releases the GIL).
-                threading.Thread(target=_import_sklearn, daemon=True).start()
-                self._helper.wait()  # the time this run still had to wait for the load
-                self._model = self._helper
-            elif self.backend != "torch":
-                verify_weights(self.spec)
-                path = export_model(self.spec, Path(self.onnx_dir) / self.cache_key, self.backend)
-                self._model = OnnxEncoder(path, self.spec.path, self.batch_size, self.num_threads)
-            else:
-                self._model = load_model(self.spec, self.device, self.num_threads)
+            self._encoder = open_encoder(
+                self.spec,
+                self.running_backend,
+                self.onnx_dir,
+                device=self.device,
+                num_threads=self.num_threads,
+                batch_size=self.batch_size,
+            )
             self._load_seconds = time.perf_counter() - start
-        return self._model
-
-
-def _import_sklearn() -> None:
-    import sklearn.cluster
-    import sklearn.feature_extraction.text
-    import sklearn.metrics  # noqa: F401
+        return self._encoder
 
 
 class MatchingSettings(MatchConfig, dg.Config):
@@ -369,6 +328,11 @@ def processed_dir_from_env() -> str:
 
 
 def embedder_from_env(processed_dir: str | None = None) -> EmbedderResource:
-    """Embedder from DOCTHEMES_EMBEDDING_MODEL / _MODEL_SHA256 / _EMBEDDING_BACKEND."""
+    """Embedder from DOCTHEMES_EMBEDDING_MODEL / _MODEL_SHA256 / _EMBEDDING_BACKEND / _ONNX_DIR."""
     out = processed_dir or processed_dir_from_env()
-    return EmbedderResource(**embedder_env(), onnx_dir=f"{out}/_cache/onnx")  # type: ignore[arg-type]
+    return EmbedderResource(
+        model=os.environ.get("DOCTHEMES_EMBEDDING_MODEL") or DEFAULT_MODEL,
+        expected_sha256=os.environ.get("DOCTHEMES_MODEL_SHA256") or None,
+        backend=os.environ.get("DOCTHEMES_EMBEDDING_BACKEND") or "auto",  # type: ignore[arg-type]
+        onnx_dir=os.environ.get("DOCTHEMES_ONNX_DIR") or f"{out}/_cache/onnx",
+    )

@@ -3,7 +3,7 @@
 Usage: .venv/bin/python -m benchmarks.onnx_backend [--docs 200]
 
 Exports the packaged model locally (no download) as the `onnx` (fp32) and `onnx-int8` backends
-use it (pipeline/embed_onnx.py), then prints, on the claims of ``--docs`` BBC
+use it (pipeline/embed/onnx.py), then prints, on the claims of ``--docs`` BBC
 articles: throughput of each against sentence-transformers with torch on the same texts, and the
 cosine to the torch embeddings on the seed claims and on BBC. Criteria from the performance issue:
 >= 2x throughput and cosine >= 0.99 on the seed claims. Also prints how much an int8 vector
@@ -20,7 +20,7 @@ import numpy as np
 from benchmarks.common import ROOT, bbc_files, copy_articles
 from pipeline.corpus import build_corpus
 from pipeline.embed import embed_texts, load_model, resolve_model
-from pipeline.embed_onnx import OnnxEncoder, export_model
+from pipeline.embed.onnx import OnnxEncoder, export_model
 from pipeline.ingest import IngestConfig
 
 

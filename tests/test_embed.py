@@ -108,7 +108,7 @@ def test_embedding_cache_reads_only_wanted_rows_correctly(tmp_path):
     assert len(full_index) == 10_000 and np.array_equal(full[full_index["k07777"]], vectors[7777])
 
 
-def test_onnx_int8_backend_agrees_with_torch(tmp_path, embedder, seed_dir):
+def test_onnx_int8_backend_agrees_with_torch(tmp_path, torch_embedder, seed_dir):
     # The opt-in backend: exported locally once, cosine >= 0.99 to torch on the seed claims
     # (the performance issue's bar), its own cache key and a model name that says what it is.
     from assets.resources import EmbedderResource
@@ -119,10 +119,10 @@ def test_onnx_int8_backend_agrees_with_torch(tmp_path, embedder, seed_dir):
     texts = claims.column("text").to_pylist()
     onnx = EmbedderResource(backend="onnx-int8", onnx_dir=str(tmp_path))
     vectors = onnx.embed(texts)
-    cosine = np.einsum("ij,ij->i", vectors, embedder.embed(texts))
+    cosine = np.einsum("ij,ij->i", vectors, torch_embedder.embed(texts))
     assert vectors.shape == (len(texts), 384) and vectors.dtype == np.float32
     assert cosine.min() >= 0.985 and cosine.mean() >= 0.99
-    assert onnx.cache_key != embedder.cache_key and onnx.model_name.endswith("[onnx-int8]")
+    assert onnx.cache_key != torch_embedder.cache_key and onnx.model_name.endswith("[onnx-int8]")
     exported = next(tmp_path.rglob("model_int8.onnx"))
     assert not list(tmp_path.rglob(".tmp-*"))
     mtime = exported.stat().st_mtime_ns
@@ -135,33 +135,68 @@ def test_onnx_int8_backend_agrees_with_torch(tmp_path, embedder, seed_dir):
     assert alone.min() >= 0.99
 
 
-def test_onnx_fp32_backend_gives_the_torch_vectors(tmp_path, embedder):
+def test_onnx_fp32_backend_gives_the_torch_vectors(tmp_path, torch_embedder):
     from assets.resources import EmbedderResource
 
     texts = ["Russia sells gas to China.", "The joint naval drills began on Monday.", "Hi"]
     onnx = EmbedderResource(backend="onnx", onnx_dir=str(tmp_path))
-    assert np.einsum("ij,ij->i", onnx.embed(texts), embedder.embed(texts)).min() >= 0.9999
+    vectors = onnx.embed(texts)
+    assert np.einsum("ij,ij->i", vectors, torch_embedder.embed(texts)).min() >= 0.99999
     assert onnx.cache_key.endswith("-onnx") and onnx.dimension == 384
 
 
-def test_model_process_embeds_like_the_model_in_process(embedder, tmp_path):
-    # The helper process that loads torch while a run ingests: same vectors, clear errors.
-    from pipeline.embed import ModelProcess, ModelSpec
+def test_auto_backend_exports_once_checks_the_vectors_and_the_hash(tmp_path, torch_embedder):
+    # The default: the model exported to ONNX, used only once its vectors are shown to be
+    # torch's; later runs check the file against the recorded hash and re-export a changed one.
+    import json
 
-    texts = ["Russia sells gas to China.", "Joint drills began on Monday.", "Hi"]
-    helper = ModelProcess(resolve_model(), "cpu", None, 64)
-    try:
-        assert helper.wait() == 384
-        np.testing.assert_allclose(helper.encode(texts), embedder.embed(texts), atol=1e-6)
-    finally:
-        helper.close()
-    assert not helper._process.is_alive()
-    broken = ModelProcess(ModelSpec("broken", tmp_path, None), "cpu", None, 64)
-    try:
-        with pytest.raises(ModelError, match="no weights file"):
-            broken.wait()
-    finally:
-        broken.close()
+    from assets.resources import EmbedderResource
+    from pipeline.embed import file_sha256
+
+    texts = ["Russia sells gas to China.", "The joint naval drills began on Monday.", "Hi"]
+    auto = EmbedderResource(onnx_dir=str(tmp_path))
+    assert auto.backend == "auto" and auto.running_backend == "onnx"
+    assert auto.cache_key == f"{torch_embedder.cache_key}-onnx"
+    assert auto.model_name.endswith("[onnx]")
+    assert np.einsum("ij,ij->i", auto.embed(texts), torch_embedder.embed(texts)).min() >= 0.99999
+    (record_file,) = tmp_path.rglob("model.onnx.json")
+    record = json.loads(record_file.read_text())
+    assert record["accepted"] and record["min_cosine"] >= 0.99999
+    exported = record_file.with_name("model.onnx")
+    with exported.open("ab") as fh:
+        fh.write(b"tampered")
+    again = EmbedderResource(onnx_dir=str(tmp_path))
+    assert again.running_backend == "onnx"
+    assert file_sha256(exported) == json.loads(record_file.read_text())["onnx_sha256"]
+    assert np.array_equal(again.embed(texts), auto.embed(texts))
+
+
+def test_auto_backend_falls_back_to_torch_when_the_export_is_refused(tmp_path, caplog):
+    # A refused export (vectors not torch's, or the export failed) is recorded: auto uses torch
+    # with the reason logged, and does not try again until a package version changes.
+    import json
+
+    from assets.resources import EmbedderResource
+    from pipeline.embed import export_dir
+    from pipeline.embed.onnx import _versions
+
+    folder = export_dir(resolve_model(), tmp_path, "onnx")
+    folder.mkdir(parents=True)
+    reason = "the ONNX export's vectors differ from torch's (least cosine 0.9990000)"
+    record = {"accepted": False, "reason": reason, "versions": _versions()}
+    (folder / "model.onnx.json").write_text(json.dumps(record))
+    auto = EmbedderResource(onnx_dir=str(tmp_path))
+    assert auto.running_backend == "torch" and "[" not in auto.model_name
+    assert "least cosine 0.9990000" in caplog.text
+    assert not (folder / "model.onnx").exists()
+    record["versions"] = {**record["versions"], "onnxruntime": None}
+    (folder / "model.onnx.json").write_text(json.dumps(record))
+    missing = EmbedderResource(onnx_dir=str(tmp_path))
+    with pytest.MonkeyPatch.context() as mp:
+        import pipeline.embed.onnx as onnx
+
+        mp.setattr(onnx, "_versions", lambda: record["versions"])
+        assert missing.running_backend == "torch"  # onnxruntime missing: torch, not a crash
 
 
 def _hash_embed(texts):
@@ -283,7 +318,7 @@ def test_claim_embeddings_asset_invoked_directly(tmp_path, seed_dir, embedder):
 
 def test_embedding_reports_progress_after_each_chunk(tmp_path):
     from pipeline.embed import EmbeddingCache, embed_with_cache
-    from pipeline.embed import _embed_new as embed_new
+    from pipeline.embed.cache import embed_new
 
     seen = []
     cache = EmbeddingCache(tmp_path, "m")

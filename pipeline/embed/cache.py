@@ -1,0 +1,329 @@
+"""The embedding cache: vectors keyed by the SHA-256 of their text, one folder per model.
+
+Texts embedded on an earlier night are read back, never embedded again; a run killed while
+embedding keeps every finished chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.embed.model import ModelError
+from pipeline.storage import ParquetSink, TableFile, write_table
+
+_CACHE_SCHEMA_FIELDS: Final = ("text_sha256", "embedding")
+_CACHE_ROW_GROUP: Final = 4096
+_KEY_DTYPE: Final = "S64"  # a hex SHA-256 as fixed-width bytes: 64 B a key, no Python object
+
+
+class VectorFile:
+    """A ``(rows, dim)`` float32 matrix in a temporary file, written and read by row offset.
+
+    Cache rows come in cache order and leave in claim order; putting each at its offset with
+    ``pwrite`` reorders any number of them with one row group in memory. Plain writes, not
+    ``mmap``: mapped pages would count as the process's resident memory.
+    """
+
+    def __init__(self, directory: Path, rows: int, dim: int) -> None:
+        """Create the anonymous file of ``rows`` zero vectors in ``directory``."""
+        self.dim = dim
+        self._row_bytes = dim * 4
+        directory.mkdir(parents=True, exist_ok=True)
+        self._fd, name = tempfile.mkstemp(prefix=".tmp-vectors-", dir=directory)
+        os.unlink(name)  # anonymous: gone with the descriptor, even after a crash
+        os.ftruncate(self._fd, rows * self._row_bytes)
+
+    def scatter(self, rows: np.ndarray, vectors: np.ndarray) -> None:
+        """Write ``vectors[i]`` to row ``rows[i]``."""
+        data = np.ascontiguousarray(vectors, dtype=np.float32)
+        for i, row in enumerate(rows.tolist()):
+            os.pwrite(self._fd, data[i].tobytes(), row * self._row_bytes)
+
+    def read(self, start: int, count: int) -> np.ndarray:
+        """Rows ``start`` to ``start + count``."""
+        data = os.pread(self._fd, count * self._row_bytes, start * self._row_bytes)
+        return np.frombuffer(data, dtype=np.float32).reshape(count, self.dim)
+
+    def close(self) -> None:
+        """Close (and so delete) the file."""
+        os.close(self._fd)
+
+
+class EmbeddingCache:
+    """Embeddings already computed, keyed by the SHA-256 of the text, for one model.
+
+    Stored as Parquet shards under ``<directory>/<model key>/part-<n>.parquet``; each shard is
+    published atomically once its chunk is embedded, so a run killed mid-embedding keeps every
+    finished chunk and the next run embeds only the rest.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], model_key: str) -> None:
+        """Store the location; nothing is read until :meth:`load`."""
+        self.directory = Path(directory) / model_key
+
+    def load(self, keys: set[str] | None = None) -> tuple[dict[str, int], np.ndarray]:
+        """Cached vectors: key -> row index, and the ``(n, dim)`` matrix.
+
+        Args:
+            keys: Only these keys (the theme step needs a few dozen seed phrases out of tens of
+                thousands of vectors); ``None`` loads everything.
+        """
+        index: dict[str, int] = {}
+        blocks: list[np.ndarray] = []
+        n = 0
+        for shard in self._shards():
+            shard_keys = pq.read_table(shard, columns=["text_sha256"]).column(0).to_pylist()
+            rows = [
+                i
+                for i, key in enumerate(shard_keys)
+                if key not in index and (keys is None or key in keys)
+            ]
+            if not rows:
+                continue
+            # Only the row groups holding wanted rows: a few seed phrases must not cost
+            # decompressing every cached vector.
+            col = TableFile(shard).take(rows, ["embedding"]).column("embedding").combine_chunks()
+            matrix = col.values.to_numpy(zero_copy_only=False).reshape(-1, col.type.list_size)
+            for j, i in enumerate(rows):
+                index.setdefault(shard_keys[i], n + j)
+            blocks.append(matrix)
+            n += len(matrix)
+        matrix = np.concatenate(blocks) if blocks else np.zeros((0, 0), np.float32)
+        return index, matrix
+
+    def append(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        """Publish a new shard."""
+        shards = self._shards()
+        number = int(shards[-1].stem.split("-")[1]) + 1 if shards else 0
+        write_table(
+            _cache_table(keys, vectors),
+            self.directory / f"part-{number:06d}.parquet",
+            row_group_size=_CACHE_ROW_GROUP,
+        )
+
+    def keys(self) -> np.ndarray:
+        """Every cached key, sorted and unique, as fixed-width bytes (64 B each, no vectors)."""
+        blocks = [keys for _, _, keys in self._key_groups()]
+        return np.unique(np.concatenate(blocks)) if blocks else np.zeros(0, _KEY_DTYPE)
+
+    def compact(self) -> int:
+        """Merge the shards into one, keeping the first vector of each key; return rows kept.
+
+        Streams one row group at a time: memory holds the keys (64 B each), not the vectors.
+        """
+        shards = self._shards()
+        groups = list(self._key_groups())
+        if not groups:
+            return 0
+        _, first = np.unique(np.concatenate([keys for _, _, keys in groups]), return_index=True)
+        keep = np.zeros(sum(len(keys) for _, _, keys in groups), dtype=bool)
+        keep[first] = True
+        number = int(shards[-1].stem.split("-")[1]) + 1
+        schema = pq.read_schema(shards[0])
+        offset = 0
+        with ParquetSink(
+            self.directory / f"part-{number:06d}.parquet", schema, _CACHE_ROW_GROUP
+        ) as sink:
+            for shard, group, keys in groups:
+                mask = keep[offset : offset + len(keys)]
+                offset += len(keys)
+                if mask.any():
+                    rows = pq.ParquetFile(shard).read_row_group(group)
+                    sink.write(rows.filter(pa.array(mask)))
+        # The merged shard is published before the old ones go: a crash here leaves duplicates
+        # (harmless, first wins) but never loses a vector.
+        for shard in shards:
+            shard.unlink(missing_ok=True)
+        return int(keep.sum())
+
+    def clear(self) -> None:
+        """Forget every cached vector (a full refresh)."""
+        for shard in self._shards():
+            shard.unlink(missing_ok=True)
+
+    def gather(self, keys: np.ndarray, out: VectorFile) -> None:
+        """Write the vector of each of ``keys`` to its row of ``out``.
+
+        One pass over the cache, a row group at a time; a key repeated in ``keys`` gets its
+        vector in every row. Memory holds the keys and one row group, whatever their number.
+
+        Raises:
+            ModelError: If a key is not in the cache.
+        """
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        filled = np.zeros(len(keys), dtype=bool)
+        for shard, group, group_keys in self._key_groups():
+            lo = np.searchsorted(ordered, group_keys, side="left")
+            hi = np.searchsorted(ordered, group_keys, side="right")
+            rows = np.flatnonzero(hi > lo)
+            if not len(rows):
+                continue
+            counts = (hi - lo)[rows]
+            # Row positions (in `ordered`) of every occurrence of each needed key, flattened.
+            flat = np.repeat(lo[rows] - np.cumsum(counts) + counts, counts) + np.arange(
+                counts.sum()
+            )
+            dest, src = order[flat], np.repeat(rows, counts)
+            fresh = ~filled[dest]
+            if not fresh.any():
+                continue
+            dest, src = dest[fresh], src[fresh]
+            filled[dest] = True
+            col = (
+                pq.ParquetFile(shard)
+                .read_row_group(group, columns=["embedding"])
+                .column("embedding")
+                .combine_chunks()
+            )
+            vectors = col.values.to_numpy(zero_copy_only=False).reshape(-1, col.type.list_size)
+            out.scatter(dest, vectors[src])
+        if not filled.all():
+            missing = keys[np.flatnonzero(~filled)[0]].decode()
+            raise ModelError(
+                f"{int((~filled).sum())} embeddings vanished from the cache {self.directory} "
+                f"during the run (first key {missing}); run again"
+            )
+
+    def _key_groups(self) -> Iterator[tuple[Path, int, np.ndarray]]:
+        """(shard, row group, keys) for every row group of every shard, in storage order."""
+        for shard in self._shards():
+            file = pq.ParquetFile(shard)
+            for group in range(file.num_row_groups):
+                col = file.read_row_group(group, columns=["text_sha256"]).column("text_sha256")
+                yield shard, group, np.array(col.to_pylist(), dtype=_KEY_DTYPE)
+
+    @property
+    def dimension(self) -> int | None:
+        """Vector size of the cached rows; None while the cache is empty."""
+        shards = self._shards()
+        return pq.read_schema(shards[0]).field("embedding").type.list_size if shards else None
+
+    @property
+    def n_shards(self) -> int:
+        """Number of shard files."""
+        return len(self._shards())
+
+    def _shards(self) -> list[Path]:
+        return sorted(self.directory.glob("part-*.parquet"))
+
+
+def _cache_table(keys: Sequence[str], vectors: np.ndarray) -> pa.Table:
+    dim = int(vectors.shape[1])
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), type=pa.float32())
+    return pa.Table.from_arrays(
+        [pa.array(keys, type=pa.string()), pa.FixedSizeListArray.from_arrays(flat, dim)],
+        names=list(_CACHE_SCHEMA_FIELDS),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CachedEmbeddings:
+    """Vectors for a list of texts, and how many came from the cache."""
+
+    vectors: np.ndarray
+    hits: int
+    misses: int
+
+
+def text_key(text: str) -> str:
+    """Cache key of a text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def embed_with_cache(
+    texts: Sequence[str],
+    embed: Callable[[list[str]], np.ndarray],
+    cache: EmbeddingCache,
+    chunk_size: int = 2048,
+    max_shards: int = 8,
+) -> CachedEmbeddings:
+    """Embed a list of texts in memory, computing only those not in the cache.
+
+    For small lists (the theme catalog's phrases); a table of claims streams through
+    :func:`embed_claims` instead.
+    """
+    keys, hits, misses = embed_new(
+        [list(texts)], embed, cache, chunk_size, max(len(texts), 1), max_shards
+    )
+    if not len(keys):
+        return CachedEmbeddings(np.zeros((0, 0), np.float32), 0, 0)
+    index, matrix = cache.load({k.decode() for k in keys})
+    return CachedEmbeddings(matrix[[index[k.decode()] for k in keys]], hits, misses)
+
+
+def embed_new(
+    batches: Iterable[list[str]],
+    embed: Callable[[list[str]], np.ndarray],
+    cache: EmbeddingCache,
+    chunk_size: int,
+    sort_window: int,
+    max_shards: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, int, int]:
+    """Embed and cache every distinct text not yet cached; return all keys, hits and misses.
+
+    ``progress(embedded, waiting)`` is called after each chunk: texts embedded so far, and
+    texts found new but not embedded yet (all that remain once the claims are all read).
+
+    Hits and misses count distinct texts. Each night adds a shard; past ``max_shards`` they are
+    merged into one, so reading the cache stays a few file opens after years of nights.
+
+    Texts are embedded shortest first within windows of ``sort_window`` new texts:
+    sentence-transformers sorts by length only within one call, so hash- or claim-ordered
+    chunks would each pad short texts to their longest (that cost 5% of throughput). Each chunk
+    of ``chunk_size`` is a cache checkpoint.
+    """
+    known = cache.keys()
+    key_blocks: list[np.ndarray] = []
+    window: dict[bytes, str] = {}
+    misses = 0
+    embedded = 0
+
+    def flush() -> np.ndarray:
+        nonlocal embedded
+        todo = sorted(window, key=lambda k: (len(window[k]), k))  # ties by key: deterministic
+        for start in range(0, len(todo), chunk_size):
+            chunk = todo[start : start + chunk_size]
+            vectors = np.asarray(embed([window[k] for k in chunk]), dtype=np.float32)
+            cache.append([k.decode() for k in chunk], vectors)
+            embedded += len(chunk)
+            if progress is not None:
+                progress(embedded, misses - embedded)
+        window.clear()
+        return np.union1d(known, np.array(todo, dtype=_KEY_DTYPE))
+
+    for texts in batches:
+        keys = np.array([text_key(t).encode() for t in texts], dtype=_KEY_DTYPE)
+        key_blocks.append(keys)
+        for i in np.flatnonzero(~_member(keys, known)).tolist():
+            if keys[i] not in window:
+                window[keys[i]] = texts[i]
+                misses += 1
+        if len(window) >= sort_window:
+            known = flush()
+    if window:
+        flush()
+    if cache.n_shards > max_shards:
+        cache.compact()
+    keys = np.concatenate(key_blocks) if key_blocks else np.zeros(0, _KEY_DTYPE)
+    return keys, len(np.unique(keys)) - misses, misses
+
+
+def _member(keys: np.ndarray, ordered: np.ndarray) -> np.ndarray:
+    """Which of ``keys`` occur in the sorted array ``ordered``."""
+    if not len(ordered):
+        return np.zeros(len(keys), dtype=bool)
+    pos = np.minimum(np.searchsorted(ordered, keys), len(ordered) - 1)
+    found: np.ndarray = ordered[pos] == keys
+    return found
