@@ -13,6 +13,7 @@ from pipeline.embed import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DEVICE,
     DEFAULT_MODEL,
+    ONNX_INT8,
     TORCH,
     Encoder,
     ModelSpec,
@@ -85,9 +86,13 @@ class EmbedderResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     @property
     def model_name(self) -> str:
-        """Name written to `claim_embeddings.model` (with the backend when not torch)."""
+        """Name written to `claim_embeddings.model`: the model, and int8 when quantised.
+
+        The fp32 ONNX export gives the model's own vectors, so it keeps the model's name (the
+        `runs` manifest records the backend); int8 vectors differ (cosine ~0.99), and say so.
+        """
         backend = self.running_backend
-        return self.spec.name if backend == TORCH else f"{self.spec.name} [{backend}]"
+        return f"{self.spec.name} [{backend}]" if backend == ONNX_INT8 else self.spec.name
 
     @property
     def weights_sha256(self) -> str:

@@ -38,7 +38,11 @@ def runs(
         "settings": settings.model_dump(),
         "catalog_sha256": sha256_hex(settings.catalog().model_dump_json()),
         "theme_labels_sha256": settings.theme_labels_sha256(),
-        "embedder": {"model": embedder.model_name, "batch_size": embedder.batch_size},
+        "embedder": {
+            "model": embedder.model_name,
+            "backend": embedder.running_backend,
+            "batch_size": embedder.batch_size,
+        },
     }
     staged = store.staged_names(run_id)
     rejected = store.read("rejected_files", run_id, columns=["source_path", "reason"])

@@ -99,7 +99,7 @@ def cli_run(
 ) -> tuple[float, str]:
     """Run ``docthemes run`` in a fresh process, as `make run` does; return (seconds, stdout).
 
-    The peak resident memory of the run's process tree (the run and its model helper process,
+    The peak resident memory of the run's process tree (the run and its child processes,
     summed) is kept in ``LAST_PEAK_RSS_MB``; ``sample``, if given, is also called with the
     run's pid every ``interval`` seconds.
     """

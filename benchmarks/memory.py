@@ -6,7 +6,7 @@ Usage: .venv/bin/python -m benchmarks.memory [--sizes 500 0 0x3]
        its own with the same sentences)
 
 For each size, a `docthemes run` on a fresh output dir and DAGSTER_HOME is sampled every 0.05 s:
-the resident memory of the run's process and of its child processes (the model helper, Dagster's
+the resident memory of the run's process and of its child processes (Dagster's
 log tails), each attributed to the Dagster step running at that moment. The embedding cache is carried from one size to the next,
 so a larger size embeds only the texts the smaller one did not have (memory, not speed, is
 measured here; benchmarks.performance times cold runs). Memory that grows with the corpus shows

@@ -7,14 +7,14 @@ stored in the `documents` table's metadata; a different key means a full rebuild
 
 Memory does not grow with the corpus's text. :func:`write_corpus` makes three passes:
 
-1. Read the files in path order, writing each document's row to a work file and its
-   ``(doc_id, text)`` to sorted runs of :data:`RUN_DOCS` documents.
-2. Merge the runs into doc_id order and split each new document (or copy its segments and
-   claims from last night's tables, read in the same order), writing `segments` and `claims`
-   a batch at a time and checking every row's offsets against its document's text.
+1. Read the files in path order, writing each document's row to a work file.
+2. Read the work file back in doc_id order (DuckDB sorts it, out of core past its memory limit)
+   and split each new document (or copy its segments and claims from last night's tables, read
+   in the same order), writing `segments` and `claims` a batch at a time and checking every
+   row's offsets against its document's text.
 3. Rewrite the documents with their claim counts and near-duplicate flags.
 
-What stays in memory for the whole run is per-document keys (ids, paths and a 512-byte MinHash
+What stays in memory for the whole run is per-document keys (ids, paths and a 256-byte MinHash
 signature), not texts, rows or claims.
 """
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import datetime as dt
-import heapq
 import logging
 import os
 import shutil
@@ -54,7 +53,6 @@ from pipeline.storage import BATCH_ROWS, ParquetSink, TableFile, read_table, wri
 
 __all__ = [
     "CORPUS_TABLES",
-    "RUN_DOCS",
     "STATE_KEY",
     "Corpus",
     "CorpusStats",
@@ -69,13 +67,13 @@ log = logging.getLogger(__name__)
 CORPUS_TABLES: Final = ("documents", "rejected_files", "duplicates", "segments", "claims")
 STATE_KEY: Final = b"docthemes.state_key"
 LISTED_AT: Final = b"docthemes.listed_at"
-# Documents whose texts are sorted together in pass 1 (~9 MB of BBC-sized text).
-RUN_DOCS: Final = 4096
 # Documents per batch and row group: ~1 MB of text, a unit readers can fetch alone.
 DOC_BATCH: Final = 512
-# Rows per batch when merging the sorted runs (each run holds one batch in memory).
-_RUN_BATCH: Final = 64
-_RUN_SCHEMA: Final = pa.schema([("doc_id", pa.string()), ("text", pa.string())])
+# Documents per batch read back in doc_id order.
+_SORTED_BATCH: Final = 64
+# DuckDB's memory for the doc_id sort; past it, the sort spills to the work dir.
+_SORT_MEMORY: Final = "256MB"
+_TEXTS_SCHEMA: Final = pa.schema([("doc_id", pa.string()), ("text", pa.string())])
 
 
 def state_key(config: IngestConfig, max_sentence_chars: int) -> str:
@@ -275,7 +273,7 @@ def write_corpus(
             save_signatures(signatures_path, signatures, scanned.doc_ids)
         stats = scanned.stats
         n_claims = _split(
-            scanned.runs,
+            _in_doc_id_order(scanned.documents, work),
             previous,
             max_sentence_chars,
             paths,
@@ -304,7 +302,6 @@ def write_corpus(
 @dataclass(slots=True)
 class _Scanned:
     documents: TableFile
-    runs: list[TableFile]
     doc_ids: list[str]
     rejected: list[dict[str, Any]]
     duplicates: list[dict[str, Any]]
@@ -319,23 +316,13 @@ def _scan(
     work: Path,
     progress: Progress | None,
 ) -> _Scanned:
-    """Pass 1: documents to a work file in path order, their texts to sorted runs."""
+    """Pass 1: documents to a work file, in path order."""
     scan = DirectoryScan(raw_dir, config, previous.files if previous else None)
     documents = TableFile(work / "documents.parquet")
-    runs: list[TableFile] = []
     doc_ids: list[str] = []
     rejected: list[dict[str, Any]] = []
     duplicates: list[dict[str, Any]] = []
     batch: list[dict[str, Any]] = []
-    run: list[tuple[str, str]] = []
-
-    def write_run() -> None:
-        runs.append(TableFile(work / f"run-{len(runs):05d}.parquet"))
-        run.sort()
-        ids, texts = zip(*run, strict=True)
-        table = pa.table([list(ids), list(texts)], schema=_RUN_SCHEMA)
-        write_table(table, runs[-1].path, row_group_size=_RUN_BATCH, compress=False)
-        run.clear()
 
     with ParquetSink(documents.path, SCHEMAS["documents"], DOC_BATCH, compress=False) as sink:
         for n_done, (kind, row) in enumerate(scan, 1):
@@ -352,16 +339,11 @@ def _scan(
                 sig = minhash_signature(row["text"])
                 if sig is not None:
                     signatures[row["doc_id"]] = sig
-            run.append((row["doc_id"], row["text"]))
             batch.append({**row, "near_duplicate_of": None, "near_duplicate_jaccard": None})
             if len(batch) >= DOC_BATCH:
                 sink.write(to_table(batch, SCHEMAS["documents"]))
                 batch.clear()
-            if len(run) >= RUN_DOCS:
-                write_run()
         sink.write(to_table(batch, SCHEMAS["documents"]))
-    if run:
-        write_run()
     if progress is not None:
         progress.finish()
     rejected.sort(key=lambda r: r["source_path"])
@@ -369,23 +351,28 @@ def _scan(
     for r in rejected:
         outcomes[f"rejected_{r['reason']}"] = outcomes.get(f"rejected_{r['reason']}", 0) + 1
     stats = CorpusStats(scan.n_read, scan.n_reused, outcomes)
-    return _Scanned(documents, runs, doc_ids, rejected, duplicates, stats)
+    return _Scanned(documents, doc_ids, rejected, duplicates, stats)
 
 
-def _merged(runs: list[TableFile]) -> Iterator[tuple[str, str]]:
-    """``(doc_id, text)`` of every document, in doc_id order, one batch per run in memory."""
+def _in_doc_id_order(documents: TableFile, work: Path) -> Iterator[tuple[str, str]]:
+    """``(doc_id, text)`` of every document of the work file, in doc_id order."""
+    import duckdb
 
-    def rows(run: TableFile) -> Iterator[tuple[str, str]]:
-        for batch in run.batches(batch_size=_RUN_BATCH):
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": _SORT_MEMORY,
+        "temp_directory": str(work / "duckdb"),
+        "threads": 1,
+    }
+    with duckdb.connect(config=config) as con:
+        ordered = con.read_parquet(str(documents.path)).project("doc_id, text").order("doc_id")
+        for batch in ordered.to_arrow_reader(_SORTED_BATCH):
             yield from zip(
                 batch.column("doc_id").to_pylist(), batch.column("text").to_pylist(), strict=True
             )
 
-    return heapq.merge(*(rows(r) for r in runs))
-
 
 def _split(
-    runs: list[TableFile],
+    documents: Iterator[tuple[str, str]],
     previous: PreviousCorpus | None,
     max_sentence_chars: int,
     paths: Mapping[str, Path],
@@ -410,12 +397,12 @@ def _split(
         texts: dict[str, str] = {}
 
         def flush() -> None:
-            docs = pa.table([list(texts), list(texts.values())], schema=_RUN_SCHEMA)
+            docs = pa.table([list(texts), list(texts.values())], schema=_TEXTS_SCHEMA)
             for name, buffer in out.items():
                 problems[name] += validate.check_offsets(docs, buffer.flush(), name)
             texts.clear()
 
-        for doc_id, text in _merged(runs):
+        for doc_id, text in documents:
             texts[doc_id] = text
             if doc_id in known:
                 reused = {name: rows.take(doc_id) for name, rows in old.items()}

@@ -1,4 +1,4 @@
-"""The streaming corpus stage: sorted runs, cursors over last night's tables, checks as written."""
+"""The streaming corpus stage: doc_id order, cursors over last night's tables, checks as written."""
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,10 +23,9 @@ def raw(tmp_path, seed_dir):
 
 
 def _small_batches(monkeypatch):
-    # Every boundary at least once: several runs, several batches per run and per table.
-    monkeypatch.setattr(corpus, "RUN_DOCS", 3)
+    # Every boundary at least once: several batches of documents, sorted texts and rows.
     monkeypatch.setattr(corpus, "DOC_BATCH", 2)
-    monkeypatch.setattr(corpus, "_RUN_BATCH", 2)
+    monkeypatch.setattr(corpus, "_SORTED_BATCH", 2)
     monkeypatch.setattr(corpus, "BATCH_ROWS", 7)
 
 

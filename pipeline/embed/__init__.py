@@ -16,6 +16,8 @@ from pipeline.embed.claims import (
 from pipeline.embed.encoders import (
     AUTO,
     BACKENDS,
+    ONNX,
+    ONNX_INT8,
     TORCH,
     Encoder,
     TorchEncoder,
@@ -44,6 +46,8 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_DEVICE",
     "DEFAULT_MODEL",
+    "ONNX",
+    "ONNX_INT8",
     "PACKAGED_MODEL_SHA256",
     "TORCH",
     "CachedEmbeddings",

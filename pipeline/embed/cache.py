@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,45 +17,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.embed.model import ModelError
 from pipeline.storage import ParquetSink, TableFile, write_table
 
 _CACHE_SCHEMA_FIELDS: Final = ("text_sha256", "embedding")
 _CACHE_ROW_GROUP: Final = 4096
 _KEY_DTYPE: Final = "S64"  # a hex SHA-256 as fixed-width bytes: 64 B a key, no Python object
-
-
-class VectorFile:
-    """A ``(rows, dim)`` float32 matrix in a temporary file, written and read by row offset.
-
-    Cache rows come in cache order and leave in claim order; putting each at its offset with
-    ``pwrite`` reorders any number of them with one row group in memory. Plain writes, not
-    ``mmap``: mapped pages would count as the process's resident memory.
-    """
-
-    def __init__(self, directory: Path, rows: int, dim: int) -> None:
-        """Create the anonymous file of ``rows`` zero vectors in ``directory``."""
-        self.dim = dim
-        self._row_bytes = dim * 4
-        directory.mkdir(parents=True, exist_ok=True)
-        self._fd, name = tempfile.mkstemp(prefix=".tmp-vectors-", dir=directory)
-        os.unlink(name)  # anonymous: gone with the descriptor, even after a crash
-        os.ftruncate(self._fd, rows * self._row_bytes)
-
-    def scatter(self, rows: np.ndarray, vectors: np.ndarray) -> None:
-        """Write ``vectors[i]`` to row ``rows[i]``."""
-        data = np.ascontiguousarray(vectors, dtype=np.float32)
-        for i, row in enumerate(rows.tolist()):
-            os.pwrite(self._fd, data[i].tobytes(), row * self._row_bytes)
-
-    def read(self, start: int, count: int) -> np.ndarray:
-        """Rows ``start`` to ``start + count``."""
-        data = os.pread(self._fd, count * self._row_bytes, start * self._row_bytes)
-        return np.frombuffer(data, dtype=np.float32).reshape(count, self.dim)
-
-    def close(self) -> None:
-        """Close (and so delete) the file."""
-        os.close(self._fd)
 
 
 class EmbeddingCache:
@@ -81,7 +46,7 @@ class EmbeddingCache:
         index: dict[str, int] = {}
         blocks: list[np.ndarray] = []
         n = 0
-        for shard in self._shards():
+        for shard in self.shards():
             shard_keys = pq.read_table(shard, columns=["text_sha256"]).column(0).to_pylist()
             rows = [
                 i
@@ -103,7 +68,7 @@ class EmbeddingCache:
 
     def append(self, keys: Sequence[str], vectors: np.ndarray) -> None:
         """Publish a new shard."""
-        shards = self._shards()
+        shards = self.shards()
         number = int(shards[-1].stem.split("-")[1]) + 1 if shards else 0
         write_table(
             _cache_table(keys, vectors),
@@ -121,7 +86,7 @@ class EmbeddingCache:
 
         Streams one row group at a time: memory holds the keys (64 B each), not the vectors.
         """
-        shards = self._shards()
+        shards = self.shards()
         groups = list(self._key_groups())
         if not groups:
             return 0
@@ -148,56 +113,12 @@ class EmbeddingCache:
 
     def clear(self) -> None:
         """Forget every cached vector (a full refresh)."""
-        for shard in self._shards():
+        for shard in self.shards():
             shard.unlink(missing_ok=True)
-
-    def gather(self, keys: np.ndarray, out: VectorFile) -> None:
-        """Write the vector of each of ``keys`` to its row of ``out``.
-
-        One pass over the cache, a row group at a time; a key repeated in ``keys`` gets its
-        vector in every row. Memory holds the keys and one row group, whatever their number.
-
-        Raises:
-            ModelError: If a key is not in the cache.
-        """
-        order = np.argsort(keys, kind="stable")
-        ordered = keys[order]
-        filled = np.zeros(len(keys), dtype=bool)
-        for shard, group, group_keys in self._key_groups():
-            lo = np.searchsorted(ordered, group_keys, side="left")
-            hi = np.searchsorted(ordered, group_keys, side="right")
-            rows = np.flatnonzero(hi > lo)
-            if not len(rows):
-                continue
-            counts = (hi - lo)[rows]
-            # Row positions (in `ordered`) of every occurrence of each needed key, flattened.
-            flat = np.repeat(lo[rows] - np.cumsum(counts) + counts, counts) + np.arange(
-                counts.sum()
-            )
-            dest, src = order[flat], np.repeat(rows, counts)
-            fresh = ~filled[dest]
-            if not fresh.any():
-                continue
-            dest, src = dest[fresh], src[fresh]
-            filled[dest] = True
-            col = (
-                pq.ParquetFile(shard)
-                .read_row_group(group, columns=["embedding"])
-                .column("embedding")
-                .combine_chunks()
-            )
-            vectors = col.values.to_numpy(zero_copy_only=False).reshape(-1, col.type.list_size)
-            out.scatter(dest, vectors[src])
-        if not filled.all():
-            missing = keys[np.flatnonzero(~filled)[0]].decode()
-            raise ModelError(
-                f"{int((~filled).sum())} embeddings vanished from the cache {self.directory} "
-                f"during the run (first key {missing}); run again"
-            )
 
     def _key_groups(self) -> Iterator[tuple[Path, int, np.ndarray]]:
         """(shard, row group, keys) for every row group of every shard, in storage order."""
-        for shard in self._shards():
+        for shard in self.shards():
             file = pq.ParquetFile(shard)
             for group in range(file.num_row_groups):
                 col = file.read_row_group(group, columns=["text_sha256"]).column("text_sha256")
@@ -206,15 +127,16 @@ class EmbeddingCache:
     @property
     def dimension(self) -> int | None:
         """Vector size of the cached rows; None while the cache is empty."""
-        shards = self._shards()
+        shards = self.shards()
         return pq.read_schema(shards[0]).field("embedding").type.list_size if shards else None
 
     @property
     def n_shards(self) -> int:
         """Number of shard files."""
-        return len(self._shards())
+        return len(self.shards())
 
-    def _shards(self) -> list[Path]:
+    def shards(self) -> list[Path]:
+        """The shard files, oldest first (a key in two shards: the older one's vector counts)."""
         return sorted(self.directory.glob("part-*.parquet"))
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 import pyarrow as pa
 
-from pipeline.embed.cache import EmbeddingCache, VectorFile, embed_new
+from pipeline.embed.cache import EmbeddingCache, embed_new
+from pipeline.embed.model import ModelError
 from pipeline.schemas import embeddings_schema
 from pipeline.storage import BATCH_ROWS, ParquetSink, TableFile, write_table
 
@@ -94,13 +97,12 @@ def embed_claims(
        Texts not in the cache are embedded once each, shortest first within windows of
        ``sort_window`` texts (sentence-transformers sorts by length only within one call), and
        checkpointed to the cache every ``chunk_size`` texts.
-    2. Copy each claim's vector from the cache to its row of a temporary file, one cache row
-       group at a time.
-    3. Write the table in claim order, a batch at a time, as Parquet row groups.
+    2. Join the claims with the cache on the text's SHA-256 in DuckDB, in claim order (out of
+       core past its memory limit), and write the table a batch at a time as Parquet row groups.
 
-    Memory holds the keys, one window of new texts and one batch of vectors: a corpus ten
-    times larger needs ten times the keys (64 B a claim), not ten times the vectors (1.5 kB a
-    claim with 384 dimensions).
+    Memory holds the keys, one window of new texts, DuckDB's bounded working memory and one
+    batch of vectors: a corpus ten times larger needs ten times the keys (64 B a claim), not ten
+    times the vectors (1.5 kB a claim with 384 dimensions).
 
     Args:
         claims: The `claims` table (``claim_id`` and ``text`` are read).
@@ -129,15 +131,53 @@ def embed_claims(
         write_table(embeddings_table([], np.zeros((0, dim), np.float32), model), destination)
         return EmbeddedClaims(0, 0, 0)
     dim = cache.dimension or 0
-    vectors = VectorFile(destination.parent, len(keys), dim)
-    try:
-        cache.gather(keys, vectors)
-        start = 0
-        with ParquetSink(destination, embeddings_schema(dim)) as sink:
-            for batch in claims.batches(["claim_id"], batch_size):
-                n = batch.num_rows
-                sink.write(embeddings_table(batch.column(0), vectors.read(start, n), model))
-                start += n
-    finally:
-        vectors.close()
+    with ParquetSink(destination, embeddings_schema(dim)) as sink:
+        for claim_ids, vectors in _cached_vectors(claims, cache, destination.parent, batch_size):
+            sink.write(embeddings_table(claim_ids, vectors, model))
     return EmbeddedClaims(len(keys), hits, misses)
+
+
+# DuckDB's memory for the join and sort; past it, both spill to a temporary folder.
+_JOIN_MEMORY: Final = "512MB"
+_CLAIM_VECTORS: Final = """
+    SELECT c.claim_id, v.embedding
+    FROM claims AS c
+    LEFT JOIN (
+        SELECT text_sha256, embedding FROM cache
+        QUALIFY row_number() OVER (
+            PARTITION BY text_sha256 ORDER BY filename, file_row_number
+        ) = 1
+    ) AS v ON v.text_sha256 = sha256(c.text)
+    ORDER BY c.file_row_number
+"""
+
+
+def _cached_vectors(
+    claims: TableFile, cache: EmbeddingCache, work: Path, batch_size: int
+) -> Iterator[tuple[pa.Array, np.ndarray]]:
+    """``(claim_ids, vectors)`` in claim order, a batch at a time, from the cache.
+
+    A text cached twice (two shards) takes the first shard's vector, as :meth:`load` does.
+
+    Raises:
+        ModelError: If a claim's text is not in the cache (removed during the run).
+    """
+    import duckdb
+
+    with (
+        tempfile.TemporaryDirectory(prefix=".tmp-gather-", dir=work) as spill,
+        duckdb.connect(config={"memory_limit": _JOIN_MEMORY, "temp_directory": spill}) as con,
+    ):
+        con.read_parquet(str(claims.path), file_row_number=True).create_view("claims")
+        shards = [str(path) for path in cache.shards()]
+        con.read_parquet(shards, filename=True, file_row_number=True).create_view("cache")
+        for batch in con.sql(_CLAIM_VECTORS).to_arrow_reader(batch_size):
+            embedding = batch.column("embedding")
+            if embedding.null_count:
+                raise ModelError(
+                    f"{embedding.null_count} embeddings vanished from the cache "
+                    f"{cache.directory} during the run; run again"
+                )
+            dim = len(embedding[0]) if len(embedding) else 0
+            vectors = embedding.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+            yield batch.column("claim_id"), vectors

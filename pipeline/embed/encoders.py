@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 __all__ = [
     "AUTO",
     "BACKENDS",
+    "ONNX",
+    "ONNX_INT8",
     "TORCH",
     "Encoder",
     "TorchEncoder",
@@ -36,7 +38,9 @@ log = logging.getLogger(__name__)
 
 AUTO: Final = "auto"
 TORCH: Final = "torch"
-BACKENDS: Final = (AUTO, TORCH, "onnx", "onnx-int8")
+ONNX: Final = "onnx"
+ONNX_INT8: Final = "onnx-int8"
+BACKENDS: Final = (AUTO, TORCH, ONNX, ONNX_INT8)
 
 
 class Encoder(Protocol):
@@ -144,7 +148,7 @@ def resolve_backend(
     Raises:
         ValueError: On an unknown backend.
     """
-    from pipeline.embed.onnx import ONNX, ExportRefused, verified_export
+    from pipeline.embed.onnx import ExportRefused, verified_export
 
     if backend not in BACKENDS:
         raise ValueError(f"unknown embedding backend {backend!r}; expected one of {BACKENDS}")

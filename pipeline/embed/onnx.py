@@ -29,7 +29,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from pipeline.embed.encoders import embed_texts, load_model
+from pipeline.embed.encoders import ONNX, ONNX_INT8, embed_texts, load_model
 from pipeline.embed.model import ModelError, ModelSpec, file_sha256
 
 __all__ = [
@@ -45,8 +45,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ONNX: Final = "onnx"
-ONNX_INT8: Final = "onnx-int8"
 MIN_COSINE: Final = 0.99999
 """The least cosine to torch's vector, on every probe text, for ``auto`` to use the export."""
 _INPUTS: Final = ("input_ids", "attention_mask", "token_type_ids")
