@@ -210,12 +210,19 @@ def claims(
 
 
 def _embed_query(folder: str, text: str) -> Any:
-    """The unit vector of ``text`` with the model of the run that wrote the tables."""
+    """The unit vector of ``text`` with the model and backend of the run that wrote the tables."""
+    from assets.resources import EmbedderResource
     from pipeline import explore
-    from pipeline.embed import embed_texts, load_model, resolve_model
 
-    name, sha256 = _reading(lambda: explore.search_model(folder))
-    return embed_texts(load_model(resolve_model(name, sha256)), [text])[0]
+    name, sha256, backend = _reading(lambda: explore.search_model(folder))
+    onnx_dir = os.environ.get("DOCTHEMES_ONNX_DIR") or f"{folder}/_cache/onnx"
+    embedder = EmbedderResource(
+        model=name,
+        expected_sha256=sha256,
+        backend=backend,  # as the run recorded it
+        onnx_dir=onnx_dir,
+    )
+    return embedder.embed([text])[0]
 
 
 @app.command()

@@ -143,6 +143,10 @@ class MatchingSettings(MatchConfig, dg.Config):
     """Claim-matching settings (docs/matching.md); the launchpad shows every field."""
 
 
+class ThemeSettings(ThemeConfig, dg.Config):
+    """Theme assignment, discovery and description settings (docs/themes.md); all shown."""
+
+
 class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
     """Where raw articles and tables live, and how articles are ingested, split and themed.
 
@@ -187,8 +191,9 @@ class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
             "last published run (0 documents always refuses unless this is 1.0)."
         ),
     )
-    themes: dict[str, Any] = Field(
-        default_factory=dict, description="ThemeConfig overrides (docs/themes.md)."
+    themes: ThemeSettings = Field(
+        default_factory=ThemeSettings,
+        description="How claims get named themes and how new themes are found (docs/themes.md).",
     )
     matching: MatchingSettings = Field(
         default_factory=MatchingSettings,
@@ -198,7 +203,6 @@ class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
     @model_validator(mode="after")
     def _validate_nested(self) -> "PipelineSettings":
         self.ingest_config()
-        ThemeConfig.model_validate(self.themes)
         if self.theme_catalog is not None and not os.path.isfile(self.theme_catalog):
             raise ValueError(f"theme_catalog {self.theme_catalog!r} is not a file")
         if self.theme_labels is not None and not os.path.isfile(self.theme_labels):
@@ -239,7 +243,7 @@ class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     def theme_config(self) -> ThemeConfig:
         """Validated theme settings."""
-        return ThemeConfig.model_validate(self.themes)
+        return ThemeConfig.model_validate(self.themes.model_dump())
 
     @property
     def store(self) -> TableStore:

@@ -209,10 +209,16 @@ def search(
     return rows
 
 
-def search_model(out: str | Path) -> tuple[str, str | None]:
-    """The embedding model (name, weights SHA-256) of the last run: queries must use it."""
-    last = _read(out, "runs", ["model", "model_weights_sha256"]).to_pylist()[-1]
-    return last["model"], last["model_weights_sha256"]
+def search_model(out: str | Path) -> tuple[str, str | None, str]:
+    """The embedding model of the last run (name, weights SHA-256, backend): queries use it.
+
+    Runs recorded before the backend was recorded ran torch (or said ``[backend]`` in the name).
+    """
+    last = _read(out, "runs", ["model", "model_weights_sha256", "config_json"]).to_pylist()[-1]
+    name, _, suffix = last["model"].partition(" [")
+    embedder = json.loads(last["config_json"] or "{}").get("embedder", {})
+    backend = embedder.get("backend") or suffix.rstrip("]") or "torch"
+    return name, last["model_weights_sha256"], backend
 
 
 def document(out: str | Path, doc_id: str) -> dict[str, Any]:

@@ -58,3 +58,19 @@ def test_table_metadata_has_count_schema_preview():
     assert meta["dagster/row_count"].value == 1
     assert [c.name for c in meta["dagster/column_schema"].value.columns] == ["claim_id", "n"]
     assert "…" in meta["preview"].value  # long cells are truncated
+
+
+def test_the_launchpad_shows_every_setting_typed():
+    # One typed configuration: every theme and matching setting is a field of its own in the
+    # launchpad's schema (a dict of overrides would show none of them), with its default.
+    from assets.resources import EmbedderResource, PipelineSettings
+    from pipeline.matching import MatchConfig
+    from pipeline.themes import ThemeConfig
+
+    fields = PipelineSettings.to_config_schema().as_field().config_type.fields
+    themes = fields["themes"].config_type.fields
+    assert set(themes) == set(ThemeConfig.model_fields)
+    assert themes["assign_threshold"].default_value == ThemeConfig().assign_threshold
+    assert set(fields["matching"].config_type.fields) == set(MatchConfig.model_fields)
+    embedder = EmbedderResource.to_config_schema().as_field().config_type.fields
+    assert embedder["backend"].default_value == "auto"
