@@ -49,7 +49,7 @@ run: $(RUNTIME_STAMP) $(DAGSTER_HOME)/dagster.yaml ## Install if needed, then ma
 	$(BIN)/docthemes run
 
 test: $(DEV_STAMP) chromium lint ## Install if needed, lint, and run the whole test suite
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 test-fast: $(DEV_STAMP) ## The inner loop: lint, then every test that needs no model (no Dagster run)
 	$(MAKE) lint

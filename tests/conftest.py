@@ -7,8 +7,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-# One ONNX export for the whole session, shared by the runs that tests start in subprocesses
-# (each would otherwise export the model into its own output dir).
+# One ONNX export per test process (each xdist worker), shared by the runs that its tests start
+# in subprocesses (each would otherwise export the model into its own output dir).
 _ONNX_DIR = tempfile.mkdtemp(prefix="docthemes-test-onnx-")
 os.environ["DOCTHEMES_ONNX_DIR"] = _ONNX_DIR
 
