@@ -1,11 +1,12 @@
-"""Does the ONNX Runtime int8 backend pay? Speed and agreement against the torch model.
+"""The ONNX backends against torch: speed, and agreement on the seed claims and on BBC.
 
 Usage: .venv/bin/python -m benchmarks.onnx_backend [--docs 200]
 
 Exports the packaged model locally (no download) as the `onnx` (fp32) and `onnx-int8` backends
 use it (pipeline/embed/onnx.py), then prints, on the claims of ``--docs`` BBC
 articles: throughput of each against sentence-transformers with torch on the same texts, and the
-cosine to the torch embeddings on the seed claims and on BBC. Criteria from the performance issue:
+cosine to the torch embeddings on the seed claims and on BBC (with the number of BBC claims below
+0.99999, the bar `auto` holds the fp32 export to). Criteria for int8 from the performance issue:
 >= 2x throughput and cosine >= 0.99 on the seed claims. Also prints how much an int8 vector
 depends on its batch (dynamic quantisation scales activations per batch).
 """
@@ -38,12 +39,14 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def main() -> None:
     """Export, time, compare."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--docs", type=int, default=200, help="BBC articles for throughput")
+    parser.add_argument(
+        "--docs", type=int, default=200, help="BBC articles for throughput; 0 = all 2,225"
+    )
     args = parser.parse_args()
     seeds = claims_of(ROOT / "data" / "raw")
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        copy_articles(bbc_files(args.docs), tmp / "raw")
+        copy_articles(bbc_files(args.docs or None), tmp / "raw")
         texts = claims_of(tmp / "raw")
         spec = resolve_model()
         model = load_model(spec)
@@ -65,11 +68,13 @@ def main() -> None:
             vecs = enc.encode(texts)
             t = time.perf_counter() - t0
             seed_cos = cosines(enc.encode(seeds), torch_seeds)
+            bbc_cos = cosines(vecs, torch_vecs)
             alone = np.concatenate([enc.encode([s]) for s in seeds])
             print(
                 f"{name}: {t:6.1f} s {len(texts) / t:7.1f}/s = {t_torch / t:.2f}x torch; cosine "
-                f"to torch: seeds min {seed_cos.min():.4f} mean {seed_cos.mean():.4f}, BBC min "
-                f"{cosines(vecs, torch_vecs).min():.4f} mean {cosines(vecs, torch_vecs).mean():.4f}; "
+                f"to torch: seeds min {seed_cos.min():.7f} mean {seed_cos.mean():.7f}, BBC min "
+                f"{bbc_cos.min():.7f} mean {bbc_cos.mean():.7f}, BBC claims below 0.99999: "
+                f"{int((bbc_cos < 0.99999).sum())} of {len(bbc_cos)}; "
                 f"seed text alone vs in its batch: min cosine "
                 f"{cosines(alone, enc.encode(seeds)).min():.4f}; {path.stat().st_size / 1e6:.0f} MB"
             )
