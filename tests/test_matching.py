@@ -202,3 +202,17 @@ def test_candidates_are_the_same_exact_or_approximate():
     assert {(i, i + 200) for i in range(200)} <= pairs
     found = set(zip(approx.left.tolist(), approx.right.tolist(), strict=True))
     assert len(found & pairs) >= 0.98 * len(pairs)
+
+
+def test_the_canonical_claim_of_a_pair_is_the_smaller_id_whatever_the_float_noise():
+    # Both claims of a pair are equally close to their mean; a norm off by float noise (as
+    # another backend's unit vectors are, by ~1e-7) must not choose between them.
+    from pipeline.matching.match import MatchResult
+    from pipeline.matching.tables import cluster_table
+
+    texts = ["Russia signed the deal.", "Russia has signed the deal."]
+    for scale in (1 - 5e-7, 1.0, 1 + 5e-7):
+        index = index_of(texts, [0, 1], [near(E[0], 0.05, 3), near(E[0], 0.05, 4)])
+        index.vectors[1] *= np.float32(scale)
+        table = cluster_table(index, MatchResult([(0, 1, 0.9, 0.9)], {0: "cc_x", 1: "cc_x"}))
+        assert set(table.column("canonical_claim_id").to_pylist()) == {"c00"}, scale

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from typing import Final
 
 import numpy as np
 import pyarrow as pa
@@ -43,6 +44,9 @@ def _members(result: MatchResult) -> dict[str, list[int]]:
     return members
 
 
+_CLOSENESS_DECIMALS: Final = 5
+
+
 def cluster_table(index: ClaimIndex, result: MatchResult) -> pa.Table:
     """One row per claim in a cluster, with the cluster's canonical claim, size and dates."""
     ids, texts, doc_pos = index.claim_ids, index.texts, index.doc_pos
@@ -51,8 +55,11 @@ def cluster_table(index: ClaimIndex, result: MatchResult) -> pa.Table:
     for cluster, members in sorted(_members(result).items()):
         members.sort(key=lambda i: ids[i])
         vectors = np.asarray(index.vectors[members], np.float32)
-        closeness = vectors @ vectors.mean(axis=0)
-        canonical = members[int(np.argmax(closeness))]  # first of the ties: smallest id
+        # Rounded, so that ties are ties: in a pair both claims are equally close to the mean,
+        # and float noise (another backend, another BLAS) must not pick one. The first of the
+        # ties is the smallest claim id.
+        closeness = np.round(vectors @ vectors.mean(axis=0), _CLOSENESS_DECIMALS)
+        canonical = members[int(np.argmax(closeness))]
         docs = sorted({int(doc_pos[i]) for i in members})
         dates = [index.doc_date[d] for d in docs]
         first = min(docs, key=lambda d: (index.doc_date[d], index.doc_ids[d]))
