@@ -206,7 +206,7 @@ def export_fp32(model: Any, path: Path) -> Path:
     """Write a loaded SentenceTransformer's transformer as ONNX (token embeddings out)."""
     import torch
 
-    sample = model.tokenize(["an example sentence", "another one"])
+    sample = model.preprocess(["an example sentence", "another one"])
     # The tracer warns about Python-level branches in the attention code; they do not depend on
     # the batch or sequence size (the exported model gives the torch vectors: cosine 1.0000).
     with torch.inference_mode(), warnings.catch_warnings():
