@@ -94,7 +94,7 @@ def editions(files: list[Path], raw: Path, copies: int) -> None:
 def measure(
     files: list[Path], copies: int, tmp: Path, cache: Path
 ) -> tuple[int, float, dict[str, tuple[float, float]]]:
-    """Claims, wall time and, per phase, the peak MB of (run process, helper process)."""
+    """Claims, wall time and, per phase, the peak MB of (run process, its child processes)."""
     raw, out, home = tmp / "raw", tmp / "out", tmp / "home"
     editions(files, raw, copies)
     if cache.exists():

@@ -181,7 +181,7 @@ def test_cli_run_uses_environment(tmp_path):
     assert "docthemes run succeeded" in stdout
     assert "claims                    1 rows" in stdout
     assert read_all(out)["claim_themes"].theme_id.tolist() == ["energy_axis"]
-    # The model helper embedded a text and was stopped: nothing left for the resource tracker.
+    # No process or semaphore is left behind for the resource tracker to report.
     assert "leaked semaphore" not in stderr
 
 
