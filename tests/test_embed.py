@@ -197,6 +197,10 @@ def test_auto_backend_falls_back_to_torch_when_the_export_is_refused(tmp_path, c
 
         mp.setattr(onnx, "_versions", lambda: record["versions"])
         assert missing.running_backend == "torch"  # onnxruntime missing: torch, not a crash
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")  # the export folder cannot be created under a file
+    assert EmbedderResource(onnx_dir=str(blocked)).running_backend == "torch"
+    assert "cannot be kept in" in caplog.text
 
 
 def _hash_embed(texts):

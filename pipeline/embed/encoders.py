@@ -159,6 +159,9 @@ def resolve_backend(
     except ExportRefused as err:
         log.warning("embedding with torch: %s", err)
         return TORCH
+    except OSError as err:  # the export folder cannot be written (read-only, full disk)
+        log.warning("embedding with torch: the ONNX export cannot be kept in %s: %s", onnx_dir, err)
+        return TORCH
     return ONNX
 
 
