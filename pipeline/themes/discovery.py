@@ -118,8 +118,7 @@ def search_k(x: np.ndarray, ks: list[int], cfg: ThemeConfig) -> np.ndarray | Non
     else:
         sample = x
     # The points silhouette_score(sample_size=..., random_state=...) would draw, and their
-    # distances computed once for every k instead of once per k: the same scores, bit for bit,
-    # in 40% of the time.
+    # distances computed once for every k instead of once per k: the same scores, bit for bit.
     scored = np.random.RandomState(cfg.random_state).permutation(len(sample))
     scored = scored[: min(len(sample), cfg.silhouette_sample)]
     distances = cosine_distances(sample[scored])
