@@ -53,6 +53,7 @@ from pipeline.storage import BATCH_ROWS, ParquetSink, TableFile, read_table, wri
 
 __all__ = [
     "CORPUS_TABLES",
+    "Batching",
     "STATE_KEY",
     "Corpus",
     "CorpusStats",
@@ -67,13 +68,25 @@ log = logging.getLogger(__name__)
 CORPUS_TABLES: Final = ("documents", "rejected_files", "duplicates", "segments", "claims")
 STATE_KEY: Final = b"docthemes.state_key"
 LISTED_AT: Final = b"docthemes.listed_at"
-# Documents per batch and row group: ~1 MB of text, a unit readers can fetch alone.
-DOC_BATCH: Final = 512
-# Documents per batch read back in doc_id order.
-_SORTED_BATCH: Final = 64
 # DuckDB's memory for the doc_id sort; past it, the sort spills to the work dir.
 _SORT_MEMORY: Final = "256MB"
 _TEXTS_SCHEMA: Final = pa.schema([("doc_id", pa.string()), ("text", pa.string())])
+
+
+@dataclass(frozen=True, slots=True)
+class Batching:
+    """How much the corpus stage handles at a time; none of it changes the tables.
+
+    Args:
+        documents: Documents per batch and row group (~1 MB of news text: a unit readers can
+            fetch alone).
+        sorted_texts: Documents per batch read back in doc_id order.
+        rows: Segments and claims per batch written (and offset-checked).
+    """
+
+    documents: int = 512
+    sorted_texts: int = 64
+    rows: int = BATCH_ROWS
 
 
 def state_key(config: IngestConfig, max_sentence_chars: int) -> str:
@@ -101,8 +114,16 @@ class PreviousCorpus:
     split_ids: frozenset[str]
 
     @classmethod
-    def from_files(cls, files: Mapping[str, TableFile | None], key: str) -> PreviousCorpus | None:
-        """Index previous tables; None when missing or produced under another state key."""
+    def from_files(
+        cls, files: Mapping[str, TableFile | None], key: str, batch_size: int = 512
+    ) -> PreviousCorpus | None:
+        """Index previous tables; None when missing or produced under another state key.
+
+        Args:
+            files: The published corpus tables by name.
+            key: This run's state key.
+            batch_size: Document rows read at a time when fetching them by path.
+        """
         docs = files.get("documents")
         if docs is None or any(files.get(n) is None for n in CORPUS_TABLES):
             return None
@@ -114,7 +135,7 @@ class PreviousCorpus:
         split = segments.read(["doc_id"]).column("doc_id").unique().to_pylist()
         return cls(
             PreviousFiles(
-                _RowsByPath(docs),
+                _RowsByPath(docs, batch_size),
                 {r["source_path"]: r for r in rejected},
                 {r["source_path"]: r for r in duplicates},
             ),
@@ -127,8 +148,9 @@ class PreviousCorpus:
 class _RowsByPath(Mapping[str, dict[str, Any]]):
     """Rows of a table sorted by source_path, by path, fetched through a forward cursor."""
 
-    def __init__(self, file: TableFile) -> None:
+    def __init__(self, file: TableFile, batch_size: int) -> None:
         paths = file.read(["source_path"]).column("source_path").to_pylist()
+        self._batch_size = batch_size
         self._index = {p: i for i, p in enumerate(paths)}
         self._file = file
         self._batches: Iterator[pa.RecordBatch] = iter(())
@@ -138,7 +160,7 @@ class _RowsByPath(Mapping[str, dict[str, Any]]):
     def __getitem__(self, path: str) -> dict[str, Any]:
         i = self._index[path]
         if i < self._start or not self._rows:  # asked out of order (or first): start over
-            self._batches, self._start = self._file.batches(batch_size=DOC_BATCH), 0
+            self._batches, self._start = self._file.batches(batch_size=self._batch_size), 0
             self._rows = next(self._batches).to_pylist()
         while i >= self._start + len(self._rows):
             self._start += len(self._rows)
@@ -218,6 +240,7 @@ def build_corpus(
     max_sentence_chars: int,
     previous: PreviousCorpus | None = None,
     signatures_path: str | os.PathLike[str] | None = None,
+    batching: Batching = Batching(),
 ) -> Corpus:
     """:func:`write_corpus` into a temporary dir, read back: for tests and small corpora."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -229,6 +252,7 @@ def build_corpus(
             max_sentence_chars=max_sentence_chars,
             previous=previous,
             signatures_path=signatures_path,
+            batching=batching,
         )
         tables = {name: read_table(path) for name, path in paths.items()}
     return Corpus(tables, stats)
@@ -244,6 +268,7 @@ def write_corpus(
     signatures_path: str | os.PathLike[str] | None = None,
     scan_progress: Progress | None = None,
     split_progress: Progress | None = None,
+    batching: Batching = Batching(),
 ) -> CorpusStats:
     """Ingest the raw dir and split the documents, writing the five tables as it goes.
 
@@ -259,6 +284,7 @@ def write_corpus(
             gives the same tables, since a signature is keyed by doc_id, a hash of the text.
         scan_progress: Told the files scanned (of those listed) as they are, finished after.
         split_progress: Told the documents split or reused (of all documents), finished after.
+        batching: How much is handled at a time (see :class:`Batching`).
 
     Returns:
         Counts, and problems found by the offset check made while writing (every segment's
@@ -268,18 +294,19 @@ def write_corpus(
     work = Path(tempfile.mkdtemp(prefix=".tmp-corpus-", dir=Path(paths["documents"]).parent))
     try:
         signatures = load_signatures(signatures_path) if signatures_path and previous else {}
-        scanned = _scan(raw_dir, config, previous, signatures, work, scan_progress)
+        scanned = _scan(raw_dir, config, previous, signatures, work, scan_progress, batching)
         if signatures_path:
             save_signatures(signatures_path, signatures, scanned.doc_ids)
         stats = scanned.stats
         n_claims = _split(
-            _in_doc_id_order(scanned.documents, work),
+            _in_doc_id_order(scanned.documents, work, batching.sorted_texts),
             previous,
             max_sentence_chars,
             paths,
             stats,
             split_progress,
             len(scanned.doc_ids),
+            batching.rows,
         )
         near = near_duplicates(
             scanned.doc_ids,
@@ -291,7 +318,9 @@ def write_corpus(
             STATE_KEY: state_key(config, max_sentence_chars).encode(),
             LISTED_AT: listed_at.isoformat().encode(),
         }
-        _finish_documents(scanned.documents, paths["documents"], n_claims, near, metadata)
+        _finish_documents(
+            scanned.documents, paths["documents"], n_claims, near, metadata, batching.documents
+        )
         write_table(to_table(scanned.rejected, SCHEMAS["rejected_files"]), paths["rejected_files"])
         write_table(to_table(scanned.duplicates, SCHEMAS["duplicates"]), paths["duplicates"])
     finally:
@@ -315,6 +344,7 @@ def _scan(
     signatures: dict[str, np.ndarray],
     work: Path,
     progress: Progress | None,
+    batching: Batching,
 ) -> _Scanned:
     """Pass 1: documents to a work file, in path order."""
     scan = DirectoryScan(raw_dir, config, previous.files if previous else None)
@@ -324,7 +354,8 @@ def _scan(
     duplicates: list[dict[str, Any]] = []
     batch: list[dict[str, Any]] = []
 
-    with ParquetSink(documents.path, SCHEMAS["documents"], DOC_BATCH, compress=False) as sink:
+    doc_batch = batching.documents
+    with ParquetSink(documents.path, SCHEMAS["documents"], doc_batch, compress=False) as sink:
         for n_done, (kind, row) in enumerate(scan, 1):
             if progress is not None:
                 progress(n_done, scan.n_files)
@@ -340,7 +371,7 @@ def _scan(
                 if sig is not None:
                     signatures[row["doc_id"]] = sig
             batch.append({**row, "near_duplicate_of": None, "near_duplicate_jaccard": None})
-            if len(batch) >= DOC_BATCH:
+            if len(batch) >= doc_batch:
                 sink.write(to_table(batch, SCHEMAS["documents"]))
                 batch.clear()
         sink.write(to_table(batch, SCHEMAS["documents"]))
@@ -354,7 +385,9 @@ def _scan(
     return _Scanned(documents, doc_ids, rejected, duplicates, stats)
 
 
-def _in_doc_id_order(documents: TableFile, work: Path) -> Iterator[tuple[str, str]]:
+def _in_doc_id_order(
+    documents: TableFile, work: Path, batch_size: int
+) -> Iterator[tuple[str, str]]:
     """``(doc_id, text)`` of every document of the work file, in doc_id order."""
     import duckdb
 
@@ -365,7 +398,7 @@ def _in_doc_id_order(documents: TableFile, work: Path) -> Iterator[tuple[str, st
     }
     with duckdb.connect(config=config) as con:
         ordered = con.read_parquet(str(documents.path)).project("doc_id, text").order("doc_id")
-        for batch in ordered.to_arrow_reader(_SORTED_BATCH):
+        for batch in ordered.to_arrow_reader(batch_size):
             yield from zip(
                 batch.column("doc_id").to_pylist(), batch.column("text").to_pylist(), strict=True
             )
@@ -379,6 +412,7 @@ def _split(
     stats: CorpusStats,
     progress: Progress | None,
     n_documents: int,
+    batch_rows: int,
 ) -> dict[str, int]:
     """Pass 2: segments and claims in doc_id order; returns claims per document."""
     gaz = load_gazetteer()
@@ -416,7 +450,7 @@ def _split(
                 out["claims"].add_rows(part.claims)
                 n_claims[doc_id] = len(part.claims)
                 stats.docs_split += 1
-            if max(len(b) for b in out.values()) >= BATCH_ROWS:
+            if max(len(b) for b in out.values()) >= batch_rows:
                 flush()
             if progress is not None:
                 progress(len(n_claims), n_documents)
@@ -474,12 +508,13 @@ def _finish_documents(
     n_claims: Mapping[str, int],
     near: Mapping[str, tuple[str, float]],
     metadata: dict[bytes, bytes],
+    batch_size: int,
 ) -> None:
     """Pass 3: the documents table, with claim counts and near-duplicate flags filled in."""
     schema = SCHEMAS["documents"]
     schema = schema.with_metadata({**(schema.metadata or {}), **metadata})
-    with ParquetSink(path, schema, DOC_BATCH) as sink:
-        for batch in work.batches(batch_size=DOC_BATCH):
+    with ParquetSink(path, schema, batch_size) as sink:
+        for batch in work.batches(batch_size=batch_size):
             ids = batch.column("doc_id").to_pylist()
             flags = [near.get(d, (None, None)) for d in ids]
             table = pa.Table.from_batches([batch])

@@ -6,7 +6,14 @@ import pyarrow.parquet as pq
 import pytest
 
 import pipeline.corpus as corpus
-from pipeline.corpus import CORPUS_TABLES, PreviousCorpus, build_corpus, state_key, write_corpus
+from pipeline.corpus import (
+    CORPUS_TABLES,
+    Batching,
+    PreviousCorpus,
+    build_corpus,
+    state_key,
+    write_corpus,
+)
 from pipeline.ingest import IngestConfig
 from pipeline.storage import TableFile
 
@@ -22,17 +29,14 @@ def raw(tmp_path, seed_dir):
     return seed_dir
 
 
-def _small_batches(monkeypatch):
-    # Every boundary at least once: several batches of documents, sorted texts and rows.
-    monkeypatch.setattr(corpus, "DOC_BATCH", 2)
-    monkeypatch.setattr(corpus, "_SORTED_BATCH", 2)
-    monkeypatch.setattr(corpus, "BATCH_ROWS", 7)
+# Every boundary at least once: several batches of documents, sorted texts and rows.
+SMALL = Batching(documents=2, sorted_texts=2, rows=7)
+DEFAULT = Batching()
 
 
-def test_small_runs_and_batches_give_the_same_tables(raw, monkeypatch):
+def test_small_batches_give_the_same_tables(raw):
     whole = build_corpus(raw, IngestConfig(), max_sentence_chars=1000)
-    _small_batches(monkeypatch)
-    streamed = build_corpus(raw, IngestConfig(), max_sentence_chars=1000)
+    streamed = build_corpus(raw, IngestConfig(), max_sentence_chars=1000, batching=SMALL)
     for name in CORPUS_TABLES:
         assert streamed.tables[name].equals(whole.tables[name]), name
     docs = whole.tables["documents"]
@@ -49,27 +53,29 @@ def test_small_runs_and_batches_give_the_same_tables(raw, monkeypatch):
     assert whole.stats.problems == {}
 
 
-def _publish(tmp_path, raw, name, previous=None):
+def _publish(tmp_path, raw, name, previous=None, batching=DEFAULT):
     out = tmp_path / name
     out.mkdir()
     paths = {n: out / f"{n}.parquet" for n in CORPUS_TABLES}
-    stats = write_corpus(raw, IngestConfig(), paths, max_sentence_chars=1000, previous=previous)
+    stats = write_corpus(
+        raw, IngestConfig(), paths, max_sentence_chars=1000, previous=previous, batching=batching
+    )
     return out, paths, stats
 
 
-def _previous(paths):
+def _previous(paths, batch_size=512):
     key = state_key(IngestConfig(), 1000)
-    return PreviousCorpus.from_files({n: TableFile(p) for n, p in paths.items()}, key)
+    files = {n: TableFile(p) for n, p in paths.items()}
+    return PreviousCorpus.from_files(files, key, batch_size)
 
 
-def test_a_night_reuses_rows_through_cursors_and_matches_a_full_rebuild(tmp_path, raw, monkeypatch):
-    _small_batches(monkeypatch)
-    _, paths, _ = _publish(tmp_path, raw, "night1")
+def test_a_night_reuses_rows_through_cursors_and_matches_a_full_rebuild(tmp_path, raw):
+    _, paths, _ = _publish(tmp_path, raw, "night1", batching=SMALL)
     for i in (20, 21):
         (raw / f"new-{i}.txt").write_text(f"New article {i}. It says something new today.\n")
     (raw / "variant-0.txt").unlink()
-    _, night, stats = _publish(tmp_path, raw, "night2", _previous(paths))
-    _, full, _ = _publish(tmp_path, raw, "full")
+    _, night, stats = _publish(tmp_path, raw, "night2", _previous(paths, 2), SMALL)
+    _, full, _ = _publish(tmp_path, raw, "full", batching=SMALL)
     assert (stats.n_read, stats.docs_split) == (2, 2)
     assert stats.docs_reused == 10 and stats.problems == {}
     for name in CORPUS_TABLES:
@@ -93,10 +99,9 @@ def test_rows_reused_from_a_corrupt_table_fail_the_offset_check(tmp_path, raw):
     assert "1 claims do not match their document's text" in stats.problems["claims"][0]
 
 
-def test_previous_documents_are_fetched_in_any_order(tmp_path, raw, monkeypatch):
-    monkeypatch.setattr(corpus, "DOC_BATCH", 2)
-    _, paths, _ = _publish(tmp_path, raw, "night1")
-    rows = _previous(paths).files.documents
+def test_previous_documents_are_fetched_in_any_order(tmp_path, raw):
+    _, paths, _ = _publish(tmp_path, raw, "night1", batching=SMALL)
+    rows = _previous(paths, 2).files.documents
     names = sorted(rows)
     for path in [names[-1], names[0], names[5], names[4]]:  # backwards too: the cursor restarts
         assert rows[path]["source_path"] == path and rows[path]["text"]

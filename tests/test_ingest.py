@@ -246,7 +246,7 @@ def test_symlink_inside_root_is_not_double_counted(tmp_path):
     shutil.rmtree(tmp_path / "real")
 
 
-def test_near_duplicate_candidates_are_verified_a_block_at_a_time(monkeypatch):
+def test_near_duplicate_candidates_are_verified_a_block_at_a_time():
     # Every document a candidate (reprinted wire stories): texts are fetched a block at a time,
     # never all at once, and the answer does not depend on the block size.
     import pipeline.ingest.duplicates as ingest
@@ -265,8 +265,7 @@ def test_near_duplicate_candidates_are_verified_a_block_at_a_time(monkeypatch):
     assert len(expected) == 25
     assert {original for original, _ in expected.values()} == {f"d0{k}" for k in range(5)}
     fetched.clear()
-    monkeypatch.setattr(ingest, "_VERIFY_BLOCK", 4)
-    assert ingest.near_duplicates([d for d, _ in docs], signatures, text_of, 0.9) == expected
+    assert ingest.near_duplicates([d for d, _ in docs], signatures, text_of, 0.9, 4) == expected
     assert len(fetched) > 10 and max(fetched) <= 2 * 4
 
 

@@ -41,7 +41,6 @@ _NUM_PERM: Final = 64
 _BANDS: Final = 16
 _SEED: Final = 20240611
 _SCHEME: Final = "affine32"
-_VERIFY_BLOCK: Final = 256  # candidate pairs verified together (at most 512 shingle sets held)
 SIGNATURE_SCHEME: Final = f"datasketch-{_SCHEME}-{_NUM_PERM}-{_SEED}"
 """Names how cached signatures were made; a cache made otherwise is ignored."""
 _SCHEME_KEY: Final = b"docthemes.minhash"
@@ -75,6 +74,7 @@ def near_duplicates(
     signatures: Mapping[str, np.ndarray],
     text_of: Callable[[list[int]], list[str]],
     threshold: float = 0.9,
+    verify_block: int = 256,
 ) -> dict[str, tuple[str, float]]:
     """Flag documents that nearly copy an earlier one, from their signatures.
 
@@ -85,6 +85,8 @@ def near_duplicates(
         signatures: By doc_id (a document without one has no words and matches nothing).
         text_of: Texts of documents given by position in ``doc_ids``.
         threshold: Minimum Jaccard similarity.
+        verify_block: Candidate pairs verified together (at most twice as many shingle sets
+            held at once).
 
     Returns:
         For each near-duplicate doc_id, the doc_id it resembles most and the Jaccard score.
@@ -104,8 +106,8 @@ def near_duplicates(
     pairs = [(i, j) for i in sorted(candidates) for j in candidates[i]]
     # A block of pairs at a time: shingle sets cost ~25 kB a document, and a corpus of
     # reprinted wire stories can make every document a candidate of many others.
-    for start in range(0, len(pairs), _VERIFY_BLOCK):
-        block = pairs[start : start + _VERIFY_BLOCK]
+    for start in range(0, len(pairs), verify_block):
+        block = pairs[start : start + verify_block]
         involved = sorted({i for i, _ in block} | {j for _, j in block})
         sets = dict(zip(involved, map(shingles, text_of(involved)), strict=True))
         for i, j in block:
