@@ -44,7 +44,7 @@ def _members(result: MatchResult) -> dict[str, list[int]]:
     return members
 
 
-_CLOSENESS_DECIMALS: Final = 5
+_CLOSENESS_TOLERANCE: Final = 1e-5
 
 
 def cluster_table(index: ClaimIndex, result: MatchResult) -> pa.Table:
@@ -55,11 +55,13 @@ def cluster_table(index: ClaimIndex, result: MatchResult) -> pa.Table:
     for cluster, members in sorted(_members(result).items()):
         members.sort(key=lambda i: ids[i])
         vectors = np.asarray(index.vectors[members], np.float32)
-        # Rounded, so that ties are ties: in a pair both claims are equally close to the mean,
+        # Ties within a tolerance are ties: in a pair both claims are equally close to the mean,
         # and float noise (another backend, another BLAS) must not pick one. The first of the
-        # ties is the smallest claim id.
-        closeness = np.round(vectors @ vectors.mean(axis=0), _CLOSENESS_DECIMALS)
-        canonical = members[int(np.argmax(closeness))]
+        # ties is the smallest claim id. (Rounding would not do: two values a hair apart can
+        # round to different sides.)
+        closeness = vectors @ vectors.mean(axis=0)
+        tied = np.flatnonzero(closeness >= closeness.max() - _CLOSENESS_TOLERANCE)
+        canonical = members[int(tied[0])]
         docs = sorted({int(doc_pos[i]) for i in members})
         dates = [index.doc_date[d] for d in docs]
         first = min(docs, key=lambda d: (index.doc_date[d], index.doc_ids[d]))
