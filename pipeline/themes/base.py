@@ -1,4 +1,4 @@
-"""base."""
+"""Pieces the theme modules share: theme records, ranking, unit vectors, group means, top-k."""
 
 from __future__ import annotations
 
@@ -88,3 +88,39 @@ def document_context(embeddings: np.ndarray, doc_ids: Sequence[str], weight: flo
     norms = np.sqrt(np.einsum("ij,ij->i", mixed, mixed))
     mixed /= np.maximum(norms, 1e-12)[:, None]
     return mixed
+
+
+class TopK:
+    """The ``k`` highest scores seen so far with their positions; ties go to the lower position.
+
+    Scores are compared rounded (:func:`ranking`), as the in-memory ranking did.
+    """
+
+    def __init__(self, k: int) -> None:
+        """Keep the best ``k``."""
+        self.k = k
+        self._scores = np.zeros(0, dtype=np.float64)
+        self._index = np.zeros(0, dtype=np.int64)
+        self._ids = np.zeros(0, dtype=object)
+        self._texts = np.zeros(0, dtype=object)
+
+    def add(
+        self, scores: np.ndarray, index: np.ndarray, ids: Sequence[str], texts: Sequence[str]
+    ) -> None:
+        """Offer more candidates: their scores, positions, claim ids and texts."""
+        all_scores = np.concatenate([self._scores, ranking(scores)])
+        all_index = np.concatenate([self._index, index])
+        all_ids = np.concatenate([self._ids, np.asarray(ids, dtype=object)])
+        all_texts = np.concatenate([self._texts, np.asarray(texts, dtype=object)])
+        order = np.lexsort((all_index, -all_scores))[: self.k]
+        self._scores, self._index = all_scores[order], all_index[order]
+        self._ids, self._texts = all_ids[order], all_texts[order]
+
+    @property
+    def texts(self) -> list[str]:
+        """Texts of the best, best first."""
+        return [str(t) for t in self._texts]
+
+    def best(self) -> dict[int, str]:
+        """Position to claim id, best first."""
+        return {int(i): str(c) for i, c in zip(self._index, self._ids, strict=True)}

@@ -10,6 +10,7 @@ import numpy as np
 from pipeline.themes.base import (
     UNASSIGNED,
     ThemeInfo,
+    TopK,
     document_context,
     group_ids,
     group_means,
@@ -450,42 +451,6 @@ class _Scan:
     doc_vectors: np.ndarray  # (n_docs, dim) unit mean of each document's claims
     named_sums: np.ndarray  # (n_named, dim) sum of each named theme's members
     sample: RestSample
-
-
-class TopK:
-    """The ``k`` highest scores seen so far with their positions; ties go to the lower position.
-
-    Scores are compared rounded (:func:`ranking`), as the in-memory ranking did.
-    """
-
-    def __init__(self, k: int) -> None:
-        """Keep the best ``k``."""
-        self.k = k
-        self._scores = np.zeros(0, dtype=np.float64)
-        self._index = np.zeros(0, dtype=np.int64)
-        self._ids = np.zeros(0, dtype=object)
-        self._texts = np.zeros(0, dtype=object)
-
-    def add(
-        self, scores: np.ndarray, index: np.ndarray, ids: Sequence[str], texts: Sequence[str]
-    ) -> None:
-        """Offer more candidates: their scores, positions, claim ids and texts."""
-        all_scores = np.concatenate([self._scores, ranking(scores)])
-        all_index = np.concatenate([self._index, index])
-        all_ids = np.concatenate([self._ids, np.asarray(ids, dtype=object)])
-        all_texts = np.concatenate([self._texts, np.asarray(texts, dtype=object)])
-        order = np.lexsort((all_index, -all_scores))[: self.k]
-        self._scores, self._index = all_scores[order], all_index[order]
-        self._ids, self._texts = all_ids[order], all_texts[order]
-
-    @property
-    def texts(self) -> list[str]:
-        """Texts of the best, best first."""
-        return [str(t) for t in self._texts]
-
-    def best(self) -> dict[int, str]:
-        """Position to claim id, best first."""
-        return {int(i): str(c) for i, c in zip(self._index, self._ids, strict=True)}
 
 
 def _centroid_margin(sims: np.ndarray, column: int) -> np.ndarray:
