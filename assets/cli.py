@@ -211,16 +211,15 @@ def claims(
 
 def _embed_query(folder: str, text: str) -> Any:
     """The unit vector of ``text`` with the model and backend of the run that wrote the tables."""
-    from assets.resources import EmbedderResource
+    from assets.resources import EmbedderResource, onnx_dir_from_env
     from pipeline import explore
 
     name, sha256, backend = _reading(lambda: explore.search_model(folder))
-    onnx_dir = os.environ.get("DOCTHEMES_ONNX_DIR") or f"{folder}/_cache/onnx"
     embedder = EmbedderResource(
         model=name,
         expected_sha256=sha256,
         backend=backend,  # as the run recorded it
-        onnx_dir=onnx_dir,
+        onnx_dir=onnx_dir_from_env(folder),
     )
     return embedder.embed([text])[0]
 

@@ -343,5 +343,10 @@ def embedder_from_env(processed_dir: str | None = None) -> EmbedderResource:
         model=os.environ.get("DOCTHEMES_EMBEDDING_MODEL") or DEFAULT_MODEL,
         expected_sha256=os.environ.get("DOCTHEMES_MODEL_SHA256") or None,
         backend=os.environ.get("DOCTHEMES_EMBEDDING_BACKEND") or "auto",  # type: ignore[arg-type]
-        onnx_dir=os.environ.get("DOCTHEMES_ONNX_DIR") or f"{out}/_cache/onnx",
+        onnx_dir=onnx_dir_from_env(out),
     )
+
+
+def onnx_dir_from_env(processed_dir: str) -> str:
+    """DOCTHEMES_ONNX_DIR, or the exports folder of ``processed_dir``."""
+    return os.environ.get("DOCTHEMES_ONNX_DIR") or f"{processed_dir}/_cache/onnx"

@@ -132,7 +132,8 @@ def embed_claims(
         return EmbeddedClaims(0, 0, 0)
     dim = cache.dimension or 0
     with ParquetSink(destination, embeddings_schema(dim)) as sink:
-        for claim_ids, vectors in _cached_vectors(claims, cache, destination.parent, batch_size):
+        batches = _cached_vectors(claims, cache, dim, destination.parent, batch_size)
+        for claim_ids, vectors in batches:
             sink.write(embeddings_table(claim_ids, vectors, model))
     return EmbeddedClaims(len(keys), hits, misses)
 
@@ -153,7 +154,7 @@ _CLAIM_VECTORS: Final = """
 
 
 def _cached_vectors(
-    claims: TableFile, cache: EmbeddingCache, work: Path, batch_size: int
+    claims: TableFile, cache: EmbeddingCache, dim: int, work: Path, batch_size: int
 ) -> Iterator[tuple[pa.Array, np.ndarray]]:
     """``(claim_ids, vectors)`` in claim order, a batch at a time, from the cache.
 
@@ -178,6 +179,5 @@ def _cached_vectors(
                     f"{embedding.null_count} embeddings vanished from the cache "
                     f"{cache.directory} during the run; run again"
                 )
-            dim = len(embedding[0]) if len(embedding) else 0
             vectors = embedding.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
             yield batch.column("claim_id"), vectors
