@@ -6,6 +6,7 @@ from contextlib import contextmanager
 import dagster as dg
 
 from assets.checks import CORPUS_CHECKS, check_specs, corpus_results, schema_results
+from assets.compute import ComputeResource
 from assets.resources import PipelineSettings, RunLockResource
 from pipeline.corpus import CORPUS_TABLES, PreviousCorpus, state_key, write_corpus
 from pipeline.ingest import RawDirError
@@ -40,12 +41,16 @@ def not_retried(*errors: type[Exception]) -> Iterator[None]:
     retry_policy=IO_RETRY,
 )
 def corpus(
-    context: dg.AssetExecutionContext, settings: PipelineSettings, run_lock: RunLockResource
+    context: dg.AssetExecutionContext,
+    settings: PipelineSettings,
+    compute: ComputeResource,
+    run_lock: RunLockResource,
 ) -> Iterator[dg.Output[TableFile] | dg.AssetCheckResult]:
     """Read the raw dir; every file becomes a document, a reject or a duplicate.
 
     Unchanged files and already-split documents are reused from the last published run. The
-    tables are written as they are built (pipeline.corpus.write_corpus), not held in memory.
+    tables are written as they are built (pipeline.corpus.write_corpus), not held in memory. In
+    the cluster profile, new documents are split as tasks on the workers.
     """
     store, config = settings.store, settings.ingest_config()
     key = state_key(config, settings.max_sentence_chars)
@@ -56,7 +61,7 @@ def corpus(
             {n: f if f.path.exists() else None for n, f in published.items()}, key
         )
     files = {name: TableFile(store.scratch(name)) for name in CORPUS_TABLES}
-    with not_retried(RawDirError):
+    with not_retried(RawDirError), compute.lost_workers_fail_the_step():
         stats = write_corpus(
             settings.raw_dir,
             config,
@@ -66,6 +71,7 @@ def corpus(
             signatures_path=store.base_dir / SIGNATURES,
             scan_progress=Progress("corpus", "files scanned", context.log.info),
             split_progress=Progress("corpus", "documents split", context.log.info),
+            workers=compute.workers(),
         )
     work = {
         "files_read": stats.n_read,

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.automation import nightly_schedule, raw_dir_sensor
+from assets.compute import compute_from_env
 from assets.corpus import corpus
 from assets.embeddings import claim_embeddings
 from assets.io_manager import ParquetIOManager
@@ -30,6 +31,7 @@ def build_resources(processed_dir: str | None = None) -> dict[str, object]:
         "settings": settings,
         "embedder": embedder_from_env(out),
         "run_lock": RunLockResource(processed_dir=out),
+        "compute": compute_from_env(),
     }
 
 

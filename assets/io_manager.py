@@ -6,8 +6,9 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from pipeline.locations import local_path
 from pipeline.snapshots import TableStore
 from pipeline.storage import MissingTableError, TableFile, write_table
 
@@ -33,6 +34,11 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     """
 
     base_dir: str = Field(description="Output dir (DOCTHEMES_PROCESSED_DIR).")
+
+    @field_validator("base_dir")
+    @classmethod
+    def _local_dir(cls, value: str) -> str:
+        return local_path(value)
 
     @property
     def store(self) -> TableStore:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import dagster as dg
 import numpy as np
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from pipeline.embed import (
     DEFAULT_BATCH_SIZE,
@@ -23,7 +23,9 @@ from pipeline.embed import (
     resolve_model,
     verify_weights,
 )
+from pipeline.embed.workers import EncoderRecipe
 from pipeline.ingest import IngestConfig
+from pipeline.locations import local_path
 from pipeline.matching import MatchConfig
 from pipeline.snapshots import DEFAULT_KEEP_SNAPSHOTS, TableStore
 from pipeline.storage import remove_stale_temporaries
@@ -62,6 +64,11 @@ class EmbedderResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         default=f"{DEFAULT_PROCESSED_DIR}/_cache/onnx",
         description="Where the exported ONNX model is kept (one subfolder per model and weights).",
     )
+
+    @field_validator("onnx_dir")
+    @classmethod
+    def _local_onnx_dir(cls, value: str) -> str:
+        return local_path(value)
 
     _spec: ModelSpec | None = PrivateAttr(default=None)
     _backend: str | None = PrivateAttr(default=None)
@@ -108,6 +115,18 @@ class EmbedderResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         key = model_key(self.spec, self.weights_sha256)
         backend = self.running_backend
         return key if backend == TORCH else f"{key}-{backend}"
+
+    def recipe(self, num_threads: int | None) -> EncoderRecipe:
+        """What a cluster's workers need to open this encoder (the backend resolved here)."""
+        return EncoderRecipe(
+            model=self.model,
+            expected_sha256=self.expected_sha256,
+            backend=self.running_backend,
+            onnx_dir=os.path.abspath(self.onnx_dir),
+            device=self.device,
+            num_threads=num_threads,
+            batch_size=self.batch_size,
+        )
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embed texts as L2-normalised float32 vectors of shape ``(len(texts), dim)``."""
@@ -200,6 +219,11 @@ class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
         description="How claims are matched across articles (docs/matching.md).",
     )
 
+    @field_validator("raw_dir", "processed_dir")
+    @classmethod
+    def _local_dirs(cls, value: str) -> str:
+        return local_path(value)
+
     @model_validator(mode="after")
     def _validate_nested(self) -> "PipelineSettings":
         self.ingest_config()
@@ -258,6 +282,11 @@ class RunLockResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     timeout_s: float = Field(default=60.0, ge=0, description="How long a second run waits.")
 
     _held: Any = PrivateAttr(default=None)
+
+    @field_validator("processed_dir")
+    @classmethod
+    def _local_dir(cls, value: str) -> str:
+        return local_path(value)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Take the lock, then clear staging left by runs that were killed."""
@@ -332,8 +361,8 @@ def settings_from_env() -> PipelineSettings:
 
 
 def processed_dir_from_env() -> str:
-    """DOCTHEMES_PROCESSED_DIR or the default."""
-    return os.environ.get("DOCTHEMES_PROCESSED_DIR") or DEFAULT_PROCESSED_DIR
+    """DOCTHEMES_PROCESSED_DIR (a path or file:// URL) or the default, as a local path."""
+    return local_path(os.environ.get("DOCTHEMES_PROCESSED_DIR") or DEFAULT_PROCESSED_DIR)
 
 
 def embedder_from_env(processed_dir: str | None = None) -> EmbedderResource:

@@ -6,6 +6,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from assets.compute import ComputeResource
 from assets.io_manager import table_metadata
 from assets.resources import EmbedderResource, PipelineSettings, RunLockResource
 from pipeline.corpus import LISTED_AT
@@ -26,6 +27,7 @@ def runs(
     context: dg.AssetExecutionContext,
     settings: PipelineSettings,
     embedder: EmbedderResource,
+    compute: ComputeResource,
     run_lock: RunLockResource,
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     """Publish every staged table (all blocking checks passed), then append the manifest row."""
@@ -43,6 +45,8 @@ def runs(
             "backend": embedder.running_backend,
             "batch_size": embedder.batch_size,
         },
+        # How, not what: both profiles give the same tables (tests/test_cluster.py).
+        "compute": {"profile": compute.profile},
     }
     staged = store.staged_names(run_id)
     rejected = store.read("rejected_files", run_id, columns=["source_path", "reason"])

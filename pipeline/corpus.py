@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import os
 import shutil
@@ -45,6 +46,7 @@ from pipeline.ingest import (
     save_signatures,
 )
 from pipeline.manifest import PIPELINE_VERSION, config_hash
+from pipeline.parallel import Workers
 from pipeline.progress import Progress
 from pipeline.reuse import CORPUS_TABLES, STATE_KEY, PreviousCorpus, RowsByDoc
 from pipeline.schemas import SCHEMAS, to_table
@@ -57,7 +59,9 @@ __all__ = [
     "Corpus",
     "CorpusStats",
     "PreviousCorpus",
+    "SplitPart",
     "build_corpus",
+    "split_documents",
     "state_key",
     "write_corpus",
 ]
@@ -79,11 +83,13 @@ class Batching:
             fetch alone).
         sorted_texts: Documents per batch read back in doc_id order.
         rows: Segments and claims per batch written (and offset-checked).
+        split_documents: New documents per split task (see :class:`~pipeline.parallel.Workers`).
     """
 
     documents: int = 512
     sorted_texts: int = 64
     rows: int = BATCH_ROWS
+    split_documents: int = 64
 
 
 def state_key(config: IngestConfig, max_sentence_chars: int) -> str:
@@ -125,6 +131,7 @@ def build_corpus(
     previous: PreviousCorpus | None = None,
     signatures_path: str | os.PathLike[str] | None = None,
     batching: Batching = Batching(),
+    workers: Workers = Workers(),
 ) -> Corpus:
     """:func:`write_corpus` into a temporary dir, read back: for tests and small corpora."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -137,6 +144,7 @@ def build_corpus(
             previous=previous,
             signatures_path=signatures_path,
             batching=batching,
+            workers=workers,
         )
         tables = {name: read_table(path) for name, path in paths.items()}
     return Corpus(tables, stats)
@@ -153,6 +161,7 @@ def write_corpus(
     scan_progress: Progress | None = None,
     split_progress: Progress | None = None,
     batching: Batching = Batching(),
+    workers: Workers = Workers(),
 ) -> CorpusStats:
     """Ingest the raw dir and split the documents, writing the five tables as it goes.
 
@@ -169,6 +178,7 @@ def write_corpus(
         scan_progress: Told the files scanned (of those listed) as they are, finished after.
         split_progress: Told the documents split or reused (of all documents), finished after.
         batching: How much is handled at a time (see :class:`Batching`).
+        workers: Where new documents are split (this process by default).
 
     Returns:
         Counts, and problems found by the offset check made while writing (every segment's
@@ -190,7 +200,8 @@ def write_corpus(
             stats,
             split_progress,
             len(scanned.doc_ids),
-            batching.rows,
+            batching,
+            workers,
         )
         near = near_duplicates(
             scanned.doc_ids,
@@ -296,10 +307,14 @@ def _split(
     stats: CorpusStats,
     progress: Progress | None,
     n_documents: int,
-    batch_rows: int,
+    batching: Batching,
+    workers: Workers,
 ) -> dict[str, int]:
-    """Pass 2: segments and claims in doc_id order; returns claims per document."""
-    gaz = load_gazetteer()
+    """Pass 2: segments and claims in doc_id order; returns claims per document.
+
+    New documents are split in tasks of ``batching.split_documents`` (on ``workers``); the
+    driver keeps their order, copies reused documents' rows and checks every offset.
+    """
     known = previous.split_ids if previous else frozenset()
     old = {
         name: RowsByDoc(getattr(previous, name) if previous else None, SCHEMAS[name])
@@ -307,6 +322,8 @@ def _split(
     }
     n_claims: dict[str, int] = {}
     problems: dict[str, list[str]] = {"segments": [], "claims": []}
+    split = functools.partial(split_documents, max_sentence_chars=max_sentence_chars)
+    chunks = _chunks(documents, known, batching.split_documents)
     with (
         ParquetSink(paths["segments"], SCHEMAS["segments"]) as segment_sink,
         ParquetSink(paths["claims"], SCHEMAS["claims"]) as claim_sink,
@@ -320,24 +337,23 @@ def _split(
                 problems[name] += validate.check_offsets(docs, buffer.flush(), name)
             texts.clear()
 
-        for doc_id, text in documents:
-            texts[doc_id] = text
-            if doc_id in known:
-                reused = {name: rows.take(doc_id) for name, rows in old.items()}
-                for name, table in reused.items():
-                    out[name].add_table(table)
-                n_claims[doc_id] = reused["claims"].num_rows
-                stats.docs_reused += 1
-            else:
-                part = extract_claims(doc_id, text, max_chars=max_sentence_chars, gazetteer=gaz)
-                out["segments"].add_rows(part.segments)
-                out["claims"].add_rows(part.claims)
-                n_claims[doc_id] = len(part.claims)
-                stats.docs_split += 1
-            if max(len(b) for b in out.values()) >= batch_rows:
-                flush()
-            if progress is not None:
-                progress(len(n_claims), n_documents)
+        for (chunk, _), part in workers.map(split, chunks, lambda c: c[1] or None):
+            parts = iter(part.documents() if part is not None else ())
+            for doc_id, text in chunk:
+                texts[doc_id] = text
+                if doc_id in known:
+                    rows = {name: rows.take(doc_id) for name, rows in old.items()}
+                    stats.docs_reused += 1
+                else:
+                    rows = next(parts)
+                    stats.docs_split += 1
+                for name, table in rows.items():
+                    out[name].add(table)
+                n_claims[doc_id] = rows["claims"].num_rows
+                if max(len(b) for b in out.values()) >= batching.rows:
+                    flush()
+                if progress is not None:
+                    progress(len(n_claims), n_documents)
         flush()
     if progress is not None:
         progress.finish()
@@ -345,39 +361,82 @@ def _split(
     return n_claims
 
 
+_Docs = list[tuple[str, str]]
+
+
+def _chunks(
+    documents: Iterator[tuple[str, str]], known: frozenset[str], size: int
+) -> Iterator[tuple[_Docs, _Docs]]:
+    """``(documents, those of them to split)``, ``size`` documents at a time."""
+    chunk: _Docs = []
+    for doc in documents:
+        chunk.append(doc)
+        if len(chunk) >= size:
+            yield chunk, [d for d in chunk if d[0] not in known]
+            chunk = []
+    if chunk:
+        yield chunk, [d for d in chunk if d[0] not in known]
+
+
+@dataclass(frozen=True, slots=True)
+class SplitPart:
+    """The segments and claims of a batch of documents, in the documents' order."""
+
+    segments: pa.Table
+    claims: pa.Table
+    counts: tuple[tuple[int, int], ...]  # (segments, claims) of each document
+
+    def documents(self) -> Iterator[dict[str, pa.Table]]:
+        """Each document's rows (zero-copy slices), in order."""
+        seg_at = claim_at = 0
+        for n_segments, n_claims in self.counts:
+            yield {
+                "segments": self.segments.slice(seg_at, n_segments),
+                "claims": self.claims.slice(claim_at, n_claims),
+            }
+            seg_at, claim_at = seg_at + n_segments, claim_at + n_claims
+
+
+def split_documents(documents: _Docs, max_sentence_chars: int) -> SplitPart:
+    """Split ``(doc_id, text)`` pairs into segments and claims: one data-parallel task.
+
+    Pure and picklable, so a cluster's workers run it; the tables come back as Arrow.
+    """
+    gaz = load_gazetteer()
+    segments: list[dict[str, Any]] = []
+    claims: list[dict[str, Any]] = []
+    counts = []
+    for doc_id, text in documents:
+        part = extract_claims(doc_id, text, max_chars=max_sentence_chars, gazetteer=gaz)
+        segments += part.segments
+        claims += part.claims
+        counts.append((len(part.segments), len(part.claims)))
+    return SplitPart(
+        to_table(segments, SCHEMAS["segments"]), to_table(claims, SCHEMAS["claims"]), tuple(counts)
+    )
+
+
 class _Batch:
-    """Rows on their way to a sink, in order: new rows as dicts, reused rows as Arrow tables."""
+    """Tables on their way to a sink, in order."""
 
     def __init__(self, sink: ParquetSink) -> None:
         self._sink = sink
         self._parts: list[pa.Table] = []
-        self._rows: list[dict[str, Any]] = []
         self._n = 0
 
     def __len__(self) -> int:
         return self._n
 
-    def add_rows(self, rows: list[dict[str, Any]]) -> None:
-        self._rows.extend(rows)
-        self._n += len(rows)
-
-    def add_table(self, table: pa.Table) -> None:
-        self._close_rows()
+    def add(self, table: pa.Table) -> None:
         self._parts.append(table)
         self._n += table.num_rows
 
     def flush(self) -> pa.Table:
         """Write the rows held and return them (for the offset check)."""
-        self._close_rows()
         table = pa.concat_tables(self._parts) if self._parts else self._sink.schema.empty_table()
         self._sink.write(table)
         self._parts, self._n = [], 0
         return table
-
-    def _close_rows(self) -> None:
-        if self._rows:
-            self._parts.append(to_table(self._rows, self._sink.schema))
-            self._rows = []
 
 
 def _texts_at(documents: TableFile, rows: list[int]) -> list[str]:

@@ -19,7 +19,6 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from pipeline.faults import fault_point
 from pipeline.storage import TMP_PREFIX, fsync_dir, read_table, table_path
 
 log = logging.getLogger(__name__)
@@ -39,17 +39,6 @@ SNAPSHOTS_DIR = "_snapshots"  # "_": dataset readers of the dir skip it
 CURRENT = "_current"  # link to the published snapshot; every <table>.parquet resolves through it
 ROLLED_BACK = "ROLLED_BACK"  # marks a snapshot abandoned by `docthemes rollback`
 DEFAULT_KEEP_SNAPSHOTS = 3
-FAULT_ENV = "DOCTHEMES_FAULT_AT"
-
-
-def fault_point(name: str) -> None:
-    """Fault injection for tests: SIGKILL this process if ``$DOCTHEMES_FAULT_AT`` is ``name``.
-
-    The points: ``snapshot-renamed`` (a snapshot complete, not yet switched to) and
-    ``switched`` (switched, table links not yet made).
-    """
-    if os.environ.get(FAULT_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _link_or_copy(source: Path, destination: Path) -> None:

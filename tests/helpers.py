@@ -94,6 +94,8 @@ def cli_process(
         "DOCTHEMES_PROCESSED_DIR": str(out),
         "DAGSTER_HOME": str(home),
         "HF_HUB_OFFLINE": "1",
+        # The test process's ONNX export (tests/conftest.py), made once rather than per run.
+        "DOCTHEMES_ONNX_DIR": os.environ["DOCTHEMES_ONNX_DIR"],
         **(extra_env or {}),
     }
     home.mkdir(exist_ok=True)

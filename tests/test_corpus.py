@@ -139,3 +139,35 @@ def test_previous_rows_out_of_doc_id_order_are_refused(tmp_path, raw):
     pq.write_table(claims.take(list(range(claims.num_rows))[::-1]), paths["claims"])
     with pytest.raises(ValueError, match="not sorted by doc_id; rerun with"):
         _publish(tmp_path, raw, "night2", _previous(paths))
+
+
+def test_splitting_in_worker_processes_gives_the_same_tables(tmp_path, raw):
+    # What the cluster profile does, with a standard executor: new documents are split in other
+    # processes (pickled in, Arrow back), reused ones copied here, in one order.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from pipeline.parallel import Workers
+
+    _, paths, _ = _publish(tmp_path, raw, "night1")
+    (raw / "new-1.txt").write_text("New article. Russia and China signed a gas deal today.\n")
+    (raw / "variant-1.txt").unlink()
+    here = build_corpus(raw, IngestConfig(), max_sentence_chars=1000, previous=_previous(paths))
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=context) as pool:
+        workers = Workers(pool, in_flight=2)
+        small = Batching(split_documents=2, rows=7)
+        there = build_corpus(
+            raw,
+            IngestConfig(),
+            max_sentence_chars=1000,
+            previous=_previous(paths),
+            batching=small,
+            workers=workers,
+        )
+    assert (there.stats.docs_split, there.stats.docs_reused) == (1, 10)
+    for name in CORPUS_TABLES:
+        a, b = there.tables[name], here.tables[name]
+        if name == "documents":
+            a, b = a.replace_schema_metadata(None), b.replace_schema_metadata(None)
+        assert a.equals(b), name

@@ -74,3 +74,7 @@ def test_the_launchpad_shows_every_setting_typed():
     assert set(fields["matching"].config_type.fields) == set(MatchConfig.model_fields)
     embedder = EmbedderResource.to_config_schema().as_field().config_type.fields
     assert embedder["backend"].default_value == "auto"
+    from assets.compute import ComputeResource
+
+    compute = ComputeResource.to_config_schema().as_field().config_type.fields
+    assert compute["profile"].default_value == "local" and "scheduler" in compute

@@ -26,7 +26,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from pipeline.snapshots import FAULT_ENV, TableStore
+from pipeline.faults import FAULT_ENV
+from pipeline.snapshots import TableStore
 from tests.helpers import TABLES, assert_nothing_lost, cli_process, read_all
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.parallel import Workers
 from pipeline.storage import ParquetSink, TableFile, write_table
 
 _CACHE_SCHEMA_FIELDS: Final = ("text_sha256", "embedding")
@@ -192,6 +193,7 @@ def embed_new(
     sort_window: int,
     max_shards: int,
     progress: Callable[[int, int], None] | None = None,
+    workers: Workers = Workers(),
 ) -> tuple[np.ndarray, int, int]:
     """Embed and cache every distinct text not yet cached; return all keys, hits and misses.
 
@@ -204,7 +206,8 @@ def embed_new(
     Texts are embedded shortest first within windows of ``sort_window`` new texts:
     sentence-transformers sorts by length only within one call, so hash- or claim-ordered
     chunks would each pad short texts to their longest (that cost 5% of throughput). Each chunk
-    of ``chunk_size`` is a cache checkpoint.
+    of ``chunk_size`` is a cache checkpoint, and one task when ``workers`` is a cluster's (then
+    ``embed`` must be picklable: :func:`pipeline.embed.workers.encode_texts`).
     """
     known = cache.keys()
     key_blocks: list[np.ndarray] = []
@@ -215,9 +218,9 @@ def embed_new(
     def flush() -> np.ndarray:
         nonlocal embedded
         todo = sorted(window, key=lambda k: (len(window[k]), k))  # ties by key: deterministic
-        for start in range(0, len(todo), chunk_size):
-            chunk = todo[start : start + chunk_size]
-            vectors = np.asarray(embed([window[k] for k in chunk]), dtype=np.float32)
+        chunks = (todo[start : start + chunk_size] for start in range(0, len(todo), chunk_size))
+        for chunk, found in workers.map(embed, chunks, lambda c: [window[k] for k in c]):
+            vectors = np.asarray(found, dtype=np.float32)
             cache.append([k.decode() for k in chunk], vectors)
             embedded += len(chunk)
             if progress is not None:

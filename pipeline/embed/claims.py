@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from pipeline.embed.cache import EmbeddingCache, embed_new
 from pipeline.embed.model import ModelError
+from pipeline.parallel import Workers
 from pipeline.schemas import embeddings_schema
 from pipeline.storage import BATCH_ROWS, ParquetSink, TableFile, write_table
 
@@ -90,6 +91,7 @@ def embed_claims(
     dimension: Callable[[], int] | None = None,
     batch_size: int = BATCH_ROWS,
     progress: Callable[[int, int], None] | None = None,
+    workers: Workers = Workers(),
 ) -> EmbeddedClaims:
     """Write the `claim_embeddings` table of ``claims`` to ``destination``, streaming.
 
@@ -116,6 +118,7 @@ def embed_claims(
         dimension: The model's dimension, asked for only when there is no claim at all.
         batch_size: Claims read (and embedding rows written) at a time.
         progress: ``progress(embedded, waiting)`` after each chunk of new texts.
+        workers: Where chunks are embedded (this process by default; see :func:`embed_new`).
     """
     keys, hits, misses = embed_new(
         (b.column(0).to_pylist() for b in claims.batches(["text"], batch_size)),
@@ -125,6 +128,7 @@ def embed_claims(
         sort_window,
         max_shards,
         progress,
+        workers,
     )
     if not len(keys):
         dim = dimension() if dimension else 0
