@@ -84,12 +84,14 @@ class Batching:
         sorted_texts: Documents per batch read back in doc_id order.
         rows: Segments and claims per batch written (and offset-checked).
         split_documents: New documents per split task (see :class:`~pipeline.parallel.Workers`).
+        read_files: New files per read task, when the workers are a cluster's.
     """
 
     documents: int = 512
     sorted_texts: int = 64
     rows: int = BATCH_ROWS
     split_documents: int = 64
+    read_files: int = 64
 
 
 def state_key(config: IngestConfig, max_sentence_chars: int) -> str:
@@ -178,7 +180,7 @@ def write_corpus(
         scan_progress: Told the files scanned (of those listed) as they are, finished after.
         split_progress: Told the documents split or reused (of all documents), finished after.
         batching: How much is handled at a time (see :class:`Batching`).
-        workers: Where new documents are split (this process by default).
+        workers: Where new files are read and new documents split (this process by default).
 
     Returns:
         Counts, and problems found by the offset check made while writing (every segment's
@@ -188,7 +190,9 @@ def write_corpus(
     work = Path(tempfile.mkdtemp(prefix=".tmp-corpus-", dir=Path(paths["documents"]).parent))
     try:
         signatures = load_signatures(signatures_path) if signatures_path and previous else {}
-        scanned = _scan(raw_dir, config, previous, signatures, work, scan_progress, batching)
+        scanned = _scan(
+            raw_dir, config, previous, signatures, work, scan_progress, batching, workers
+        )
         if signatures_path:
             save_signatures(signatures_path, signatures, scanned.doc_ids)
         stats = scanned.stats
@@ -240,9 +244,12 @@ def _scan(
     work: Path,
     progress: Progress | None,
     batching: Batching,
+    workers: Workers,
 ) -> _Scanned:
-    """Pass 1: documents to a work file, in path order."""
-    scan = DirectoryScan(raw_dir, config, previous.files if previous else None)
+    """Pass 1: documents to a work file, in path order (new files read on ``workers``)."""
+    scan = DirectoryScan(
+        raw_dir, config, previous.files if previous else None, workers, batching.read_files
+    )
     documents = TableFile(work / "documents.parquet")
     doc_ids: list[str] = []
     rejected: list[dict[str, Any]] = []

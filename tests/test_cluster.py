@@ -198,7 +198,7 @@ def test_the_cluster_profile_gives_the_local_profiles_tables(seeds, local_run, p
         proc = cluster_run(seeds, tmp_path / "out", address, postgres)
         assert proc.wait(timeout=300) == 0, proc.stderr.read()[-3000:]
         # The data-parallel work ran on the workers, each of which opened the encoder.
-        assert {"split_documents", "encode_texts"} <= scheduler_tasks(address)
+        assert {"read_documents", "split_documents", "encode_texts"} <= scheduler_tasks(address)
     assert_same_tables(tmp_path / "out", local_run)
     assert_nothing_lost(seeds, tmp_path / "out")
     # The run is recorded in PostgreSQL, not in a SQLite file under DAGSTER_HOME.

@@ -141,14 +141,15 @@ def test_previous_rows_out_of_doc_id_order_are_refused(tmp_path, raw):
         _publish(tmp_path, raw, "night2", _previous(paths))
 
 
-def test_splitting_in_worker_processes_gives_the_same_tables(tmp_path, raw):
-    # What the cluster profile does, with a standard executor: new documents are split in other
-    # processes (pickled in, Arrow back), reused ones copied here, in one order.
+def test_reading_and_splitting_in_worker_processes_gives_the_same_tables(tmp_path, raw):
+    # What the cluster profile does, with a standard executor: new files are read and new
+    # documents split in other processes (pickled in, Arrow back), reused ones copied here.
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     from pipeline.parallel import Workers
 
+    (raw / "binary.txt").write_bytes(b"\x00\x01 not text")  # rejected by the worker's read
     _, paths, _ = _publish(tmp_path, raw, "night1")
     (raw / "new-1.txt").write_text("New article. Russia and China signed a gas deal today.\n")
     (raw / "variant-1.txt").unlink()
@@ -156,7 +157,7 @@ def test_splitting_in_worker_processes_gives_the_same_tables(tmp_path, raw):
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(2, mp_context=context) as pool:
         workers = Workers(pool, in_flight=2)
-        small = Batching(split_documents=2, rows=7)
+        small = Batching(split_documents=2, read_files=3, rows=7)
         there = build_corpus(
             raw,
             IngestConfig(),
@@ -165,9 +166,17 @@ def test_splitting_in_worker_processes_gives_the_same_tables(tmp_path, raw):
             batching=small,
             workers=workers,
         )
+        first_night = build_corpus(
+            raw, IngestConfig(), max_sentence_chars=1000, batching=small, workers=workers
+        )
     assert (there.stats.docs_split, there.stats.docs_reused) == (1, 10)
-    for name in CORPUS_TABLES:
-        a, b = there.tables[name], here.tables[name]
-        if name == "documents":
-            a, b = a.replace_schema_metadata(None), b.replace_schema_metadata(None)
-        assert a.equals(b), name
+    assert (there.stats.n_read, here.stats.n_read) == (1, 1)
+    assert first_night.stats.n_read == 12 and first_night.stats.outcomes["rejected_binary"] == 1
+    read_here = build_corpus(raw, IngestConfig(), max_sentence_chars=1000)
+    assert first_night.stats == read_here.stats
+    for got, want in ((there, here), (first_night, read_here)):
+        for name in CORPUS_TABLES:
+            a, b = got.tables[name], want.tables[name]
+            if name == "documents":
+                a, b = a.replace_schema_metadata(None), b.replace_schema_metadata(None)
+            assert a.equals(b), name

@@ -10,21 +10,20 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import datetime as dt
+import functools
 import os
 import stat
-import time
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
-from pipeline.ids import sha256_hex, stable_id
-from pipeline.ingest.decode import Rejected, decode_bytes, normalize_text
+from pipeline.ingest.decode import Rejected
 from pipeline.ingest.duplicates import find_near_duplicates
 from pipeline.ingest.paths import relative_path, utf8_safe
-from pipeline.ingest.stated import extract_metadata
+from pipeline.ingest.read import Entry, file_mtime, read_document, read_documents
 from pipeline.metadata import (
     METADATA_TABLES,
     SIDECAR_SUFFIX,
@@ -33,6 +32,7 @@ from pipeline.metadata import (
     read_metadata_table,
     read_sidecar,
 )
+from pipeline.parallel import Workers
 
 REJECT_REASONS: Final = {
     "unsupported_type": "extension not in the configured list",
@@ -48,7 +48,6 @@ REJECT_REASONS: Final = {
     "still read, without it)",
 }
 
-_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # Outcomes decided by a file's bytes alone: an unchanged file keeps them. Others (unreadable,
 # unstable, outside_root, not_a_file) depend on the moment and are re-checked every run.
 _CONTENT_REASONS: Final = frozenset(
@@ -104,16 +103,6 @@ class IngestResult:
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
-    path: Path
-    rel: str
-    size: int
-    mtime: dt.datetime
-    sidecar: Path | None = None  # <name>.json beside it (pipeline.metadata)
-    sidecar_rel: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class PreviousFiles:
     """Last published rows by source_path, reused for files whose size and mtime are unchanged."""
 
@@ -121,21 +110,21 @@ class PreviousFiles:
     rejected: Mapping[str, dict[str, Any]]
     duplicates: Mapping[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
-    def duplicate(self, entry: _Entry) -> dict[str, Any] | None:
+    def duplicate(self, entry: Entry) -> dict[str, Any] | None:
         """The previous duplicate row of an unchanged file."""
         row = self.duplicates.get(entry.rel)
         if row is not None and (row["size_bytes"], row["mtime"]) == (entry.size, entry.mtime):
             return row
         return None
 
-    def document(self, entry: _Entry) -> dict[str, Any] | None:
+    def document(self, entry: Entry) -> dict[str, Any] | None:
         """The previous document row of an unchanged file."""
         row = self.documents.get(entry.rel)
         if row is not None and (row["size_bytes"], row["mtime"]) == (entry.size, entry.mtime):
             return row
         return None
 
-    def reject(self, entry: _Entry) -> dict[str, Any] | None:
+    def reject(self, entry: Entry) -> dict[str, Any] | None:
         """The previous reject row of an unchanged file, if its reason depends on content only."""
         row = self.rejected.get(entry.rel)
         if (
@@ -201,6 +190,10 @@ class DirectoryScan:
         config: Ingestion settings.
         previous: Rows of the last run; files with the same path, size and mtime are not read
             again. The caller must discard it when the configuration changed.
+        workers: Where files are read: here, one at a time as the iteration reaches them (the
+            default), or on a cluster's workers, ``read_batch`` files a task, a few tasks ahead
+            (the raw dir must be at the same path there).
+        read_batch: Files per read task on a cluster.
 
     Attributes:
         n_files: Files and rejected entries listed (the iteration yields this many outcomes).
@@ -216,6 +209,8 @@ class DirectoryScan:
         raw_dir: str | os.PathLike[str],
         config: IngestConfig | None = None,
         previous: PreviousFiles | None = None,
+        workers: Workers = Workers(),
+        read_batch: int = 64,
     ) -> None:
         """Check the raw dir and list it; files are read as the iteration reaches them."""
         root = Path(raw_dir)
@@ -225,7 +220,7 @@ class DirectoryScan:
         self.n_reused = 0
         config = config or IngestConfig()
         root_real = Path(os.path.realpath(root))
-        table_rejects: list[_Entry | dict[str, Any]] = []
+        table_rejects: list[Entry | dict[str, Any]] = []
         self._table: dict[str, tuple[ArticleMetadata, str]] = {}
         for name in METADATA_TABLES:
             if (root / name).is_file():
@@ -242,22 +237,69 @@ class DirectoryScan:
         # Sorted by full relative path, so the first copy of a duplicate is the same on every run.
         items = sorted([*_walk(root, root_real, config), *table_rejects], key=_item_path)
         self.n_files = len(items)
-        self._rows = self._scan(items, config, previous)
+        self._rows = self._scan(self._reads(items, config, previous, workers, read_batch), previous)
 
     def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """The files' outcomes (one pass)."""
         return self._rows
 
+    @staticmethod
+    def _reads(
+        items: list[Entry | dict[str, Any]],
+        config: IngestConfig,
+        previous: PreviousFiles | None,
+        workers: Workers,
+        batch: int,
+    ) -> Iterator[tuple[Entry | dict[str, Any], Callable[[], dict[str, Any]]]]:
+        """Each item with the way to get its document row (read here, or read by a worker).
+
+        Only files the last run does not know are sent to workers; a known file that turns out
+        to need reading (its metadata or its original changed) is read here.
+        """
+
+        def here(item: Entry) -> Callable[[], dict[str, Any]]:
+            return lambda: read_document(item, config)
+
+        def to_read(item: Entry | dict[str, Any]) -> bool:
+            return isinstance(item, Entry) and not (
+                previous
+                and (previous.document(item) or previous.reject(item) or previous.duplicate(item))
+            )
+
+        if not workers.remote:
+            for item in items:
+                yield item, here(item) if isinstance(item, Entry) else _never
+            return
+        chunks = (items[i : i + batch] for i in range(0, len(items), batch))
+        task = functools.partial(read_documents, config=config)
+
+        def arg(chunk: list[Entry | dict[str, Any]]) -> list[Entry] | None:
+            entries = [
+                dataclasses.replace(e, path=Path(os.path.abspath(e.path)))
+                for e in chunk
+                if isinstance(e, Entry) and to_read(e)
+            ]
+            return entries or None
+
+        for chunk, part in workers.map(task, chunks, arg):
+            outcomes = iter(part.outcomes() if part is not None else ())
+            for item in chunk:
+                if not isinstance(item, Entry):
+                    yield item, _never
+                elif to_read(item):
+                    yield item, functools.partial(_settled, next(outcomes))
+                else:
+                    yield item, here(item)
+
     def _scan(
         self,
-        items: list[_Entry | dict[str, Any]],
-        config: IngestConfig,
+        items: Iterator[tuple[Entry | dict[str, Any], Callable[[], dict[str, Any]]]],
         previous: PreviousFiles | None,
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         # First copy of each text, by content hash and by doc_id: (doc_id, source_path) only.
         by_sha: dict[str, tuple[str, str]] = {}
         by_doc: dict[str, str] = {}
-        for item in items:
+        for item, read in items:
             if isinstance(item, dict):
                 yield "rejected", item
                 continue
@@ -284,7 +326,7 @@ class DirectoryScan:
                 self.n_reused += 1
             else:
                 try:
-                    doc = _read_document(item, config)
+                    doc = read()
                 except Rejected as rej:
                     yield (
                         "rejected",
@@ -314,7 +356,7 @@ class DirectoryScan:
             yield "document", _with_metadata(doc, meta, origin, meta_sha)
 
     def _metadata(
-        self, item: _Entry
+        self, item: Entry
     ) -> tuple[ArticleMetadata | None, str | None, dict[str, Any] | None]:
         """The article's metadata (sidecar first, then the table), where from, and a reject."""
         if item.sidecar is not None:
@@ -343,7 +385,17 @@ def _with_metadata(
     return out
 
 
-def _walk(root: Path, root_real: Path, config: IngestConfig) -> Iterator[_Entry | dict[str, Any]]:
+def _settled(outcome: dict[str, Any] | Rejected) -> dict[str, Any]:
+    if isinstance(outcome, Rejected):
+        raise outcome
+    return outcome
+
+
+def _never() -> dict[str, Any]:
+    raise AssertionError("a rejected entry is never read")
+
+
+def _walk(root: Path, root_real: Path, config: IngestConfig) -> Iterator[Entry | dict[str, Any]]:
     """Yield files to read, or reject rows, in sorted path order."""
     exts = tuple(e.lower() for e in config.extensions)
 
@@ -396,7 +448,7 @@ def _walk(root: Path, root_real: Path, config: IngestConfig) -> Iterator[_Entry 
                     "unsupported_type",
                     f"extension {path.suffix or '(none)'!r} not in {list(config.extensions)}",
                     st.st_size if stat.S_ISREG(st.st_mode) else None,
-                    _mtime(st),
+                    file_mtime(st),
                 )
                 continue
             if not stat.S_ISREG(st.st_mode):
@@ -407,63 +459,11 @@ def _walk(root: Path, root_real: Path, config: IngestConfig) -> Iterator[_Entry 
             sidecar = path.with_name(path.stem + SIDECAR_SUFFIX)
             if sidecar.name in sidecars:
                 side_rel = relative_path(sidecar, root)
-                yield _Entry(path, rel, st.st_size, _mtime(st), sidecar, side_rel)
+                yield Entry(path, rel, st.st_size, file_mtime(st), sidecar, side_rel)
             else:
-                yield _Entry(path, rel, st.st_size, _mtime(st))
+                yield Entry(path, rel, st.st_size, file_mtime(st))
         # Depth-first in name order: push in reverse so the smallest name is visited first.
         stack.extend(reversed(subdirs))
-
-
-def _read_document(entry: _Entry, config: IngestConfig) -> dict[str, Any]:
-    data, st = _read_stable(entry.path, config)
-    encoding, raw_text = decode_bytes(data, config.legacy_encodings)
-    text = normalize_text(raw_text)
-    if not text.strip():
-        raise Rejected("empty", "no text after normalisation" if data else "0-byte file")
-    meta = extract_metadata(text)
-    return {
-        "doc_id": stable_id("doc", text),
-        "source_path": entry.rel,
-        "text": text,
-        "title": meta["title"],
-        "encoding": encoding,
-        "headings": meta["headings"],
-        "source_attribution": meta["source_attribution"],
-        "published_date": meta["published_date"],
-        "n_chars": len(text),
-        "content_sha256": sha256_hex(data),
-        "ingested_from": utf8_safe(os.path.abspath(entry.path)),
-        "mtime": _mtime(st),
-        "size_bytes": st.st_size,
-        "n_claims": 0,
-    }
-
-
-def _read_stable(path: Path, config: IngestConfig) -> tuple[bytes, os.stat_result]:
-    """Read a file whose size and mtime do not change during the read."""
-    for attempt in range(config.read_attempts):
-        try:
-            before = path.stat()
-            if before.st_size > config.max_bytes:
-                raise Rejected(
-                    "too_large", f"{before.st_size} bytes > limit of {config.max_bytes} bytes"
-                )
-            with open(path, "rb") as fh:
-                data = fh.read(config.max_bytes + 1)
-            after = path.stat()
-        except Rejected:
-            raise
-        except OSError as err:
-            raise Rejected("unreadable", f"{type(err).__name__}: {err}") from err
-        if len(data) > config.max_bytes:
-            raise Rejected("too_large", f"grew past the limit of {config.max_bytes} bytes")
-        unchanged = (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns)
-        if unchanged and len(data) == after.st_size:
-            return data, after
-        time.sleep(0.05 * (attempt + 1))
-    raise Rejected(
-        "unstable", f"changed while being read ({config.read_attempts} attempts); retried next run"
-    )
 
 
 def _reject(
@@ -478,10 +478,5 @@ def _reject(
     }
 
 
-def _mtime(st: os.stat_result) -> dt.datetime:
-    # Microseconds, as stored in Parquet: the unit in which unchanged files are recognised.
-    return _EPOCH + dt.timedelta(microseconds=st.st_mtime_ns // 1000)
-
-
-def _item_path(item: _Entry | dict[str, Any]) -> str:
+def _item_path(item: Entry | dict[str, Any]) -> str:
     return item["source_path"] if isinstance(item, dict) else item.rel
