@@ -45,7 +45,7 @@ def runs(
             "backend": embedder.running_backend,
             "batch_size": embedder.batch_size,
         },
-        # How, not what: both profiles give the same tables (tests/test_cluster.py).
+        # How, not what: both profiles give the same tables (tests/e2e/test_cluster.py).
         "compute": {"profile": compute.profile},
     }
     staged = store.staged_names(run_id)

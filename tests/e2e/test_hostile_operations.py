@@ -83,7 +83,7 @@ def test_rollback_from_the_command_line(seed_dir, tmp_path):
         )
 
     store = TableStore(out)
-    from tests.test_storage import _publish
+    from tests.unit.test_storage import _publish
 
     _publish(store, {"documents": 1}, "run1")
     first = rollback()

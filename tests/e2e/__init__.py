@@ -1,0 +1,1 @@
+"""End-to-end tests: the docthemes CLI in subprocesses, a real browser, a real cluster."""

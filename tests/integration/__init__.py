@@ -1,0 +1,1 @@
+"""Integration tests: the real model, real Dagster materializations, Parquet read back."""
