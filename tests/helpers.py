@@ -9,6 +9,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from assets.compute import ComputeResource
 from assets.definitions import ALL_ASSETS
 from assets.io_manager import ParquetIOManager
 from assets.resources import PipelineSettings, RunLockResource
@@ -23,6 +24,7 @@ def resources(raw: Path, out: Path, embedder, **settings) -> dict[str, object]:
         "settings": PipelineSettings(raw_dir=str(raw), processed_dir=str(out), **settings),
         "embedder": embedder,
         "run_lock": RunLockResource(processed_dir=str(out), timeout_s=0),
+        "compute": ComputeResource(),
     }
 
 

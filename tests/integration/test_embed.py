@@ -291,6 +291,7 @@ def test_claim_embeddings_asset_invoked_directly(tmp_path, seed_dir, embedder):
     # The asset outside any run (build_asset_context): claims in, a streamed file out, checks run.
     import dagster as dg
 
+    from assets.compute import ComputeResource
     from assets.embeddings import claim_embeddings
     from assets.resources import PipelineSettings, RunLockResource
     from pipeline.corpus import build_corpus
@@ -305,6 +306,7 @@ def test_claim_embeddings_asset_invoked_directly(tmp_path, seed_dir, embedder):
         claims=claims_file,
         embedder=embedder,
         settings=settings,
+        compute=ComputeResource(),
         run_lock=RunLockResource(processed_dir=str(tmp_path / "out")),
     )
     assert [c.check_name for c in checks if c.passed] == [
