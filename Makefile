@@ -73,7 +73,7 @@ run: $(INSTALLED) instance ## Install if needed, then materialize every asset on
 	$(BIN)/docthemes run
 
 test: $(DEV_STAMP) chromium postgresql lint ## Install if needed, lint, and run the whole test suite
-	$(BIN)/pytest -n 2 --dist loadgroup
+	$(BIN)/pytest -n 2
 
 test-fast: $(DEV_STAMP) ## The inner loop: lint, then every test that needs no model (no Dagster run)
 	$(MAKE) lint

@@ -20,8 +20,7 @@ from tests.conftest import ROOT, SEEDS
 from tests.helpers import TABLES, assert_nothing_lost, assert_tables_equal, cli_process, read_all
 from tests.servers import dask_cluster, postgres_server, scheduler_tasks
 
-# One xdist worker runs the whole module, so the local run and the servers are made once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]
+pytestmark = pytest.mark.slow
 
 LOCAL_YAML = ROOT / "config" / "dagster.yaml"
 CLUSTER_YAML = ROOT / "config" / "dagster-cluster.yaml"
@@ -34,23 +33,34 @@ def postgres() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def seeds(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    raw = tmp_path_factory.mktemp("raw")
-    for f in sorted(SEEDS.glob("*.txt")):
-        shutil.copy2(f, raw / f.name)
-    return raw
+def local_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the seeds (``raw`` beside it) through the local profile: the reference.
+
+    Made once per session even when the module's tests are spread over pytest-xdist workers
+    (the xdist recipe: a folder shared by the workers, under a file lock); tests only read it.
+    """
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent / "cluster-local-run"
+    with FileLock(f"{shared}.lock"):
+        if not (shared / "done").exists():
+            shutil.rmtree(shared, ignore_errors=True)
+            (shared / "raw").mkdir(parents=True)
+            for f in sorted(SEEDS.glob("*.txt")):
+                shutil.copy2(f, shared / "raw" / f.name)
+            home = shared / "home"
+            home.mkdir()
+            shutil.copy(LOCAL_YAML, home / "dagster.yaml")
+            proc = cli_process(shared / "raw", shared / "out", home)
+            assert proc.wait(timeout=300) == 0, proc.stderr.read()[-3000:]
+            (shared / "done").touch()
+    return shared / "out"
 
 
-@pytest.fixture(scope="module")
-def local_run(seeds: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The seeds through the local profile (SQLite instance, everything in one process)."""
-    tmp = tmp_path_factory.mktemp("local")
-    home = tmp / "home"
-    home.mkdir()
-    shutil.copy(LOCAL_YAML, home / "dagster.yaml")
-    proc = cli_process(seeds, tmp / "out", home)
-    assert proc.wait(timeout=300) == 0, proc.stderr.read()[-3000:]
-    return tmp / "out"
+@pytest.fixture
+def seeds(local_run: Path) -> Path:
+    """The raw dir of the reference run (tests read it; one that changes it copies it)."""
+    return local_run.parent / "raw"
 
 
 def cluster_run(
