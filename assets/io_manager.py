@@ -6,9 +6,9 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from pipeline.locations import local_path
+from pipeline.locations import LocalDir
 from pipeline.snapshots import TableStore
 from pipeline.storage import MissingTableError, TableFile, write_table
 
@@ -33,12 +33,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     returning empty.
     """
 
-    base_dir: str = Field(description="Output dir (DOCTHEMES_PROCESSED_DIR).")
-
-    @field_validator("base_dir")
-    @classmethod
-    def _local_dir(cls, value: str) -> str:
-        return local_path(value)
+    base_dir: LocalDir = Field(description="Output dir (DOCTHEMES_PROCESSED_DIR).")
 
     @property
     def store(self) -> TableStore:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import dagster as dg
 import numpy as np
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from pipeline.embed import (
     DEFAULT_BATCH_SIZE,
@@ -25,7 +25,7 @@ from pipeline.embed import (
 )
 from pipeline.embed.workers import EncoderRecipe
 from pipeline.ingest import IngestConfig
-from pipeline.locations import local_path
+from pipeline.locations import LocalDir, local_path
 from pipeline.matching import MatchConfig
 from pipeline.snapshots import DEFAULT_KEEP_SNAPSHOTS, TableStore
 from pipeline.storage import remove_stale_temporaries
@@ -60,15 +60,10 @@ class EmbedderResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             "quantised, faster, cosine ~0.99 to torch (docs/performance.md)."
         ),
     )
-    onnx_dir: str = Field(
+    onnx_dir: LocalDir = Field(
         default=f"{DEFAULT_PROCESSED_DIR}/_cache/onnx",
         description="Where the exported ONNX model is kept (one subfolder per model and weights).",
     )
-
-    @field_validator("onnx_dir")
-    @classmethod
-    def _local_onnx_dir(cls, value: str) -> str:
-        return local_path(value)
 
     _spec: ModelSpec | None = PrivateAttr(default=None)
     _backend: str | None = PrivateAttr(default=None)
@@ -173,10 +168,10 @@ class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
     negative threshold fails with one clear message.
     """
 
-    raw_dir: str = Field(
+    raw_dir: LocalDir = Field(
         default=DEFAULT_RAW_DIR, description="Folder of raw articles (DOCTHEMES_RAW_DIR)."
     )
-    processed_dir: str = Field(
+    processed_dir: LocalDir = Field(
         default=DEFAULT_PROCESSED_DIR, description="Output dir (DOCTHEMES_PROCESSED_DIR)."
     )
     theme_catalog: str | None = Field(
@@ -218,11 +213,6 @@ class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
         default_factory=MatchingSettings,
         description="How claims are matched across articles (docs/matching.md).",
     )
-
-    @field_validator("raw_dir", "processed_dir")
-    @classmethod
-    def _local_dirs(cls, value: str) -> str:
-        return local_path(value)
 
     @model_validator(mode="after")
     def _validate_nested(self) -> "PipelineSettings":
@@ -278,15 +268,10 @@ class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
 class RunLockResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """Holds the output dir's lock for the whole run, so two runs never write at once."""
 
-    processed_dir: str = Field(default=DEFAULT_PROCESSED_DIR)
+    processed_dir: LocalDir = Field(default=DEFAULT_PROCESSED_DIR)
     timeout_s: float = Field(default=60.0, ge=0, description="How long a second run waits.")
 
     _held: Any = PrivateAttr(default=None)
-
-    @field_validator("processed_dir")
-    @classmethod
-    def _local_dir(cls, value: str) -> str:
-        return local_path(value)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Take the lock, then clear staging left by runs that were killed."""

@@ -10,7 +10,11 @@ refused with the reason rather than published to half-way (docs/deploy.md).
 
 from __future__ import annotations
 
-__all__ = ["LocationError", "local_path"]
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+__all__ = ["LocalDir", "LocationError", "local_path"]
 
 
 class LocationError(ValueError):
@@ -45,3 +49,7 @@ def _refusal(location: str, protocol: str, why: str) -> str:
         "file): a local disk, or a shared file system (NFSv4, CephFS, Lustre, EFS) mounted at "
         "the same path on every machine, given by its path or a file:// URL (docs/deploy.md)"
     )
+
+
+LocalDir = Annotated[str, AfterValidator(local_path)]
+"""A configuration field holding a folder: a path or a ``file://`` URL, stored as a path."""

@@ -13,7 +13,7 @@ import datetime as dt
 import functools
 import os
 import stat
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -237,7 +237,8 @@ class DirectoryScan:
         # Sorted by full relative path, so the first copy of a duplicate is the same on every run.
         items = sorted([*_walk(root, root_real, config), *table_rejects], key=_item_path)
         self.n_files = len(items)
-        self._rows = self._scan(self._reads(items, config, previous, workers, read_batch), previous)
+        reads = self._reads(items, config, previous, workers, read_batch)
+        self._rows = self._scan(reads, config, previous)
 
     def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """The files' outcomes (one pass)."""
@@ -250,56 +251,52 @@ class DirectoryScan:
         previous: PreviousFiles | None,
         workers: Workers,
         batch: int,
-    ) -> Iterator[tuple[Entry | dict[str, Any], Callable[[], dict[str, Any]]]]:
-        """Each item with the way to get its document row (read here, or read by a worker).
+    ) -> Iterator[tuple[Entry | dict[str, Any], dict[str, Any] | Rejected | None]]:
+        """Each item with what a worker read of it, or None (read here if needed, or not a file).
 
         Only files the last run does not know are sent to workers; a known file that turns out
         to need reading (its metadata or its original changed) is read here.
         """
+        if not workers.remote:
+            for item in items:
+                yield item, None
+            return
 
-        def here(item: Entry) -> Callable[[], dict[str, Any]]:
-            return lambda: read_document(item, config)
-
-        def to_read(item: Entry | dict[str, Any]) -> bool:
+        def unknown(item: Entry | dict[str, Any]) -> bool:
             return isinstance(item, Entry) and not (
                 previous
                 and (previous.document(item) or previous.reject(item) or previous.duplicate(item))
             )
 
-        if not workers.remote:
-            for item in items:
-                yield item, here(item) if isinstance(item, Entry) else _never
-            return
-        chunks = (items[i : i + batch] for i in range(0, len(items), batch))
-        task = functools.partial(read_documents, config=config)
+        chunks = (
+            [(item, unknown(item)) for item in items[i : i + batch]]
+            for i in range(0, len(items), batch)
+        )
 
-        def arg(chunk: list[Entry | dict[str, Any]]) -> list[Entry] | None:
+        def to_send(chunk: list[tuple[Entry | dict[str, Any], bool]]) -> list[Entry] | None:
             entries = [
                 dataclasses.replace(e, path=Path(os.path.abspath(e.path)))
-                for e in chunk
-                if isinstance(e, Entry) and to_read(e)
+                for e, send in chunk
+                if send and isinstance(e, Entry)
             ]
             return entries or None
 
-        for chunk, part in workers.map(task, chunks, arg):
+        task = functools.partial(read_documents, config=config)
+        for chunk, part in workers.map(task, chunks, to_send):
             outcomes = iter(part.outcomes() if part is not None else ())
-            for item in chunk:
-                if not isinstance(item, Entry):
-                    yield item, _never
-                elif to_read(item):
-                    yield item, functools.partial(_settled, next(outcomes))
-                else:
-                    yield item, here(item)
+            for item, sent in chunk:
+                yield item, next(outcomes) if sent else None
 
     def _scan(
         self,
-        items: Iterator[tuple[Entry | dict[str, Any], Callable[[], dict[str, Any]]]],
+        items: Iterator[tuple[Entry | dict[str, Any], dict[str, Any] | Rejected | None]],
+        config: IngestConfig,
         previous: PreviousFiles | None,
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         # First copy of each text, by content hash and by doc_id: (doc_id, source_path) only.
         by_sha: dict[str, tuple[str, str]] = {}
         by_doc: dict[str, str] = {}
-        for item, read in items:
+        for item, fetched in items:  # fetched: what a worker read, or None
             if isinstance(item, dict):
                 yield "rejected", item
                 continue
@@ -326,7 +323,7 @@ class DirectoryScan:
                 self.n_reused += 1
             else:
                 try:
-                    doc = read()
+                    doc = read_document(item, config) if fetched is None else _settled(fetched)
                 except Rejected as rej:
                     yield (
                         "rejected",
@@ -389,10 +386,6 @@ def _settled(outcome: dict[str, Any] | Rejected) -> dict[str, Any]:
     if isinstance(outcome, Rejected):
         raise outcome
     return outcome
-
-
-def _never() -> dict[str, Any]:
-    raise AssertionError("a rejected entry is never read")
 
 
 def _walk(root: Path, root_real: Path, config: IngestConfig) -> Iterator[Entry | dict[str, Any]]:

@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.servers import free_port
 
 QUERY = """
 {
@@ -22,12 +22,6 @@ QUERY = """
   }
 }
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _post(url: str, query: str) -> dict:
@@ -52,7 +46,7 @@ def test_the_webserver_serves_every_asset_check_and_report_plot(seed_dir, tmp_pa
     expected_checks = {k.name for k in graph.asset_check_keys}
     home, out = tmp_path / "home", tmp_path / "out"
     assert cli_process(seed_dir, out, home).wait(timeout=300) == 0
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "DOCTHEMES_PROCESSED_DIR": str(out)}
     server = subprocess.Popen(
         [sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(port)]
