@@ -24,7 +24,14 @@ from pipeline.manifest import PIPELINE_VERSION, config_hash
 from pipeline.matching.candidates import UNDATED, find_candidates
 from pipeline.matching.clusters import cluster_claims
 from pipeline.matching.config import MatchConfig
-from pipeline.matching.verify import Facts, conflict, content_words, extract_facts, word_overlap
+from pipeline.matching.verify import (
+    CHECKS_VERSION,
+    Facts,
+    conflict,
+    content_words,
+    extract_facts,
+    word_overlap,
+)
 from pipeline.storage import TableFile
 from pipeline.themes.source import file_claims
 
@@ -86,7 +93,12 @@ class MatchResult:
 def match_key(config: MatchConfig, embedding_key: str) -> str:
     """Everything that decides the matches besides the claims: a change means a full rebuild."""
     return config_hash(
-        {"pipeline": PIPELINE_VERSION, "matching": config.model_dump(), "model": embedding_key}
+        {
+            "pipeline": PIPELINE_VERSION,
+            "checks": CHECKS_VERSION,
+            "matching": config.model_dump(),
+            "model": embedding_key,
+        }
     )
 
 

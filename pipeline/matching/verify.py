@@ -9,8 +9,11 @@ something a fact-checker would check:
   "nearly 700" is [665, 700], "about 300" is 300 ± 5%, "up to 10" and "at least 10" are
   bounds that must not merely touch. Lengths, masses and durations are converted ("8 metres" =
   "25 feet", "a week" = "seven days", "up to a year" = "12 months") and then compared within 10%.
-* **negation**: one claim is negated ("not", "never", "failed to", "denied"...) and the other
-  is not ("signed" vs "failed to sign").
+* **negation**: one claim's own assertion is denied ("did not", "never", "failed to",
+  "denied", "barred from entering"...) and the other has no denial at all ("signed" vs
+  "failed to sign"). A denial only inside a subordinate clause does not make a claim negated,
+  but it does keep the other claim's denial from refusing the pair: the two may share exactly
+  that clause ("because we have not seen a turn, we act" / "we have not seen a turn").
 * **dates**: both name a calendar day and the days differ ("June 27" vs "July 27").
 * **actors**: both name countries or organisations (the gazetteer of `claims.entities`) and
   not one of them is the same ("Russia vetoed the resolution" vs "China vetoed the resolution").
@@ -28,7 +31,18 @@ from typing import Final
 
 from pipeline.claims import find_entities, load_gazetteer
 
-__all__ = ["Facts", "Quantity", "conflict", "content_words", "extract_facts", "word_overlap"]
+__all__ = [
+    "CHECKS_VERSION",
+    "Facts",
+    "Quantity",
+    "conflict",
+    "content_words",
+    "extract_facts",
+    "word_overlap",
+]
+
+# Part of the match key: a change of what the checks refuse rebuilds every match and cluster.
+CHECKS_VERSION: Final = 2
 
 _WORD_NUMBERS: Final = {
     "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
@@ -85,24 +99,41 @@ _DATE: Final = re.compile(
     r"\b(?P<month>jan|feb|mar|apr|may|jun|jul|aug|sept?|oct|nov|dec)[a-z]*\.?\s+(?P<day>\d{1,2})\b",
     re.IGNORECASE,
 )
+# Sentential negation: "not" on an auxiliary or copula ("did not", "has still not", "we've
+# not"); a "not" elsewhere negates one word or phrase ("freedoms not found on the mainland",
+# "athletes and not neutrals") rather than the claim; "not to" and "not" on a gerund deny an
+# action ("decided not to retaliate", "by not restating"). Other negators count wherever they are,
+# and so do verbs that say "not" ("barred from entering" is "could not enter").
+_AUXILIARY: Final = (
+    r"(?:\b(?:am|is|are|was|were|be|been|do|does|did|have|has|had|will|would|shall|should|"
+    r"can|could|may|might|must|need)|['’](?:s|re|ve|d|ll|m))"
+)
 _NEGATION: Final = re.compile(
-    r"\b(?:not|never|no|none|nobody|nothing|neither|nor|without|cannot|"
-    r"fail(?:s|ed)? to|refus(?:es|ed) to|declin(?:es|ed) to|den(?:y|ies|ied))\b|n[’']t\b",
+    rf"{_AUXILIARY}(?:\s+[a-z]+ly|\s+(?:still|also|yet|even|just|ever))?\s+not\b|n[’']t\b|"
+    r"\bnot\s+(?:to\b|[a-z]+ing\b)|"
+    r"\b(?:never|no|none|nobody|nothing|neither|nor|without|cannot|unable to|"
+    r"fail(?:s|ed)? to|refus(?:es|ed) to|declin(?:es|ed) to|den(?:y|ies|ied)|"
+    r"(?:bar(?:s|red)?|ban(?:s|ned)?|prevent(?:s|ed)?|prohibit(?:s|ed)?|block(?:s|ed)?|"
+    r"stop(?:s|ped)?|kept)\b[^,;]{0,40}?\bfrom\s+[a-z]+ing)\b",
     re.IGNORECASE,
 )
 # A subordinate clause runs from its conjunction to the next comma or semicolon.
 _SUBORDINATE: Final = re.compile(
     r"\b(?:after|because|since|although|though|while|whereas|despite|unless|until|before|"
-    r"which|whose)\b[^,;]*",
+    r"when|if|whether|which|whose)\b[^,;]*",
     re.IGNORECASE,
 )
-# "No more than", "not only": the negation word belongs to a quantifier, not to the assertion.
+# Negation words that belong to a quantifier ("no more than", "not only", "all or none") or
+# cancel out ("would not have happened without", litotes): not a denial of the assertion.
 _NOT_NEGATION: Final = re.compile(
     r"\b(?:no|not) (?:more|less|[a-z]+er) than\b|"
-    r"\bnot (?:only|least|just|merely)\b|\bno doubt\b",
+    r"\bnot (?:only|least|just|merely)\b|\bno doubt\b|"
+    r"\b(?:all|some|any),? (?:or|and) (?:none|nothing)\b|"
+    r"(?:\bnot|\bnever|n[’']t)\b[^,;]*?\bwithout\b",
     re.IGNORECASE,
 )
 _YEAR: Final = re.compile(r"^(?:1[89]|20)\d\d$")
+_THE: Final = re.compile(r"\bthe\s+$", re.IGNORECASE)
 # Words after a number that say nothing about what it counts ("in 2013", "10 to 20").
 _NOT_UNITS: Final = frozenset(
     "a an and as at by for from in into of on or per than that the to when where which who "
@@ -123,6 +154,7 @@ class Quantity:
     low: float
     high: float
     bound: str  # "exact", "upper", "lower" or "about"
+    spelled: bool = False  # written in words ("two systems", "a week")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +162,9 @@ class Facts:
     """What the checks compare, extracted once per claim."""
 
     quantities: tuple[Quantity, ...]
-    negated: bool
+    negated: bool  # the claim's own assertion denies something
     actors: frozenset[str] = frozenset()
+    any_negation: bool = False  # a denial anywhere, subordinate clauses included
 
 
 def _singular(word: str) -> str:
@@ -153,6 +186,21 @@ def _number(text: str) -> tuple[float, float]:
     return float(digits), 10.0**-decimals
 
 
+def _counted_after_name(m: re.Match[str], name: str) -> str:
+    """What a number followed by a capitalised word counts, if anything.
+
+    A demonym or country adjective is skipped for the noun after it ("38 Russian people");
+    a capitalised plural is what is counted ("57 Canadians", "23 Britons"); any other
+    capitalised word starts a name ("Boeing 737 Max"): nothing is counted.
+    """
+    if name in load_gazetteer().canonical:
+        after = re.match(r"\s+([a-z]+)", m.string[m.end() : m.end() + 40])
+        if after and after.group(1) not in _NOT_UNITS:
+            return after.group(1)
+        return name.lower()
+    return name.lower() if name.endswith("s") and not name.endswith("ss") else ""
+
+
 def _quantity(m: re.Match[str]) -> Quantity | None:
     raw, unit_word = m.group("num"), (m.group("unit") or "")
     article = raw.lower() in ("a", "an")
@@ -161,10 +209,16 @@ def _quantity(m: re.Match[str]) -> Quantity | None:
     if raw.lower() == "one" and unit_word.lower() in _NOT_UNITS | {""}:
         return None  # "one of", "one" alone: a pronoun
     value, step = _number(raw)
+    spelled = raw.lower() in _WORD_NUMBERS
     mult = _MULTIPLIERS.get((m.group("mult") or "").lower(), 1.0)
     value, step = value * mult, step * mult
     if unit_word[:1].isupper() and not unit_word.isupper():
-        unit_word = ""  # "2014 Sochi Games", "Boeing 737 Max": a name follows, not a unit
+        year = _YEAR.match(raw) and mult == 1.0
+        if year and _THE.search(m.string, max(0, m.start("num") - 8), m.start("num")):
+            return None  # "the 2014 Sochi Games": the year is part of an event's name
+        # "38 Russian people" counts people, "23 Russians" Russians; "Boeing 737 Max" and
+        # "in 2014 Russia" name things: no unit.
+        unit_word = "" if year else _counted_after_name(m, unit_word)
     unit = _singular(unit_word.replace(" ", "")) if unit_word else ""
     unit = "" if unit in _NOT_UNITS else unit
     unit = "percent" if unit in ("percent", "percentage", "percentagepoint") else unit
@@ -181,13 +235,13 @@ def _quantity(m: re.Match[str]) -> Quantity | None:
     if qual in _UPPER:
         # A bound says something about values near it: "up to 20%" is not a claim of 3.7%.
         share = 1 - _ABOUT_TOLERANCE if qual in ("nearly", "almost") else _UPPER_SPAN
-        return Quantity(kind, value * share, value, "upper")
+        return Quantity(kind, value * share, value, "upper", spelled)
     if qual in _LOWER:
-        return Quantity(kind, value, value * _LOWER_SPAN, "lower")
+        return Quantity(kind, value, value * _LOWER_SPAN, "lower", spelled)
     if qual in _ABOUT:
         low, high = value * (1 - _ABOUT_TOLERANCE), value * (1 + _ABOUT_TOLERANCE)
-        return Quantity(kind, low, high, "about")
-    return Quantity(kind, value - step, value + step, "exact")
+        return Quantity(kind, low, high, "about", spelled)
+    return Quantity(kind, value - step, value + step, "exact", spelled)
 
 
 def extract_facts(text: str) -> Facts:
@@ -206,20 +260,13 @@ def extract_facts(text: str) -> Facts:
         q = _quantity(m)
         if q is not None:
             quantities.append(q)
+    plain = _NOT_NEGATION.sub(" ", text)
     return Facts(
-        tuple(quantities), _negated(text), frozenset(find_entities(text, load_gazetteer()))
+        tuple(quantities),
+        _NEGATION.search(_SUBORDINATE.sub(" ", plain)) is not None,
+        frozenset(find_entities(text, load_gazetteer())),
+        _NEGATION.search(plain) is not None,
     )
-
-
-def _negated(text: str) -> bool:
-    """Whether the claim's own assertion denies something.
-
-    Negations inside a subordinate clause ("after talks failed to reach a deal", "although
-    a cut won't cure infections") qualify the claim rather than deny it, and "no more than"
-    or "not only" are quantifiers. Presence is what counts, not the number of negations: a
-    sentence that denies two things is as negated as one that denies one.
-    """
-    return _NEGATION.search(_NOT_NEGATION.sub(" ", _SUBORDINATE.sub(" ", text))) is not None
 
 
 def _compatible(a: Quantity, b: Quantity) -> bool:
@@ -249,11 +296,12 @@ def _disjoint_quantities(a: Facts, b: Facts) -> bool:
     """Both state amounts and not one value is shared: they report different figures.
 
     Compared across counted nouns ("210 wealthy Russians" is "more than 200 Russians"), but
-    not across measures (a length is never a sum of money). Years, dates and bare numbers
-    ("Boeing 737", "Flight 752": names more often than figures) are left out.
+    not across measures (a length is never a sum of money). Years, dates, bare numbers
+    ("Boeing 737", "Flight 752": names more often than figures) and numbers in words ("one
+    country, two systems", "a week": rarely the figure a claim reports) are left out.
     """
-    qa = [q for q in a.quantities if q.kind not in ("", "year", "date")]
-    qb = [q for q in b.quantities if q.kind not in ("", "year", "date")]
+    qa = [q for q in a.quantities if q.kind not in ("", "year", "date") and not q.spelled]
+    qb = [q for q in b.quantities if q.kind not in ("", "year", "date") and not q.spelled]
     if not qa or not qb:
         return False
     measures = {"length", "mass", "time", "percent"}
@@ -273,7 +321,7 @@ def conflict(a: Facts, b: Facts) -> str | None:
     "date", "quantity" (the same kind of quantity with incompatible values) or "figures"
     (both state figures and share none).
     """
-    if a.negated != b.negated:
+    if (a.negated and not b.any_negation) or (b.negated and not a.any_negation):
         return "negation"
     if a.actors and b.actors and not a.actors & b.actors:
         return "actors"

@@ -32,11 +32,18 @@ def why(a: str, b: str) -> str | None:
         ("Exports fell 5% in 2013.", "Exports fell 5% in 2014.", "quantity"),
         # both state figures and share none
         ("The firm employs 75,000 people.", "The firm paid $2 billion to suppliers.", "figures"),
+        ("It hit 38 Russian people.", "It has hit 189 Russian individuals.", "figures"),
+        # a demonym counts: "57 Canadians" and "63 Canadians" are the same kind
+        ("The crash killed 57 Canadians.", "The crash killed 63 Canadians.", "quantity"),
         # negation
         ("Russia signed the gas deal.", "Russia failed to sign the gas deal.", "negation"),
         ("The minister denied the report.", "The minister confirmed the report.", "negation"),
         ("Iran will allow inspectors in.", "Iran will not allow inspectors in.", "negation"),
         ("Kyiv can't export grain.", "Kyiv can export grain.", "negation"),
+        ("Moscow decided not to retaliate.", "Moscow decided to retaliate.", "negation"),
+        ("Trump upset allies by not restating it.", "Trump restated it.", "negation"),
+        ("Reporters were barred from entering.", "Reporters entered.", "negation"),
+        ("We have not yet seen a turn.", "We have seen a turn.", "negation"),
         # dates
         ("The limit is passed on June 27.", "The limit is passed on July 27.", "date"),
         # actors: both name countries or organisations, none in common
@@ -66,6 +73,17 @@ def test_a_contradicting_detail_refuses_the_pair(a, b, reason):
         ("Builders added 48,000 jobs in May.", "Builders added 48,000 new workers in May."),
         ("Doping marred the 2014 Sochi Games.", "Doping marred the Games in 2014."),
         ("Russia vetoed the resolution.", "The resolution was vetoed."),
+        # negation that does not deny the claim's assertion
+        ("The attack would not have happened without his approval.", "He approved the attack."),
+        ("Freedoms not found on the mainland are guaranteed.", "Freedoms are guaranteed."),
+        ("Trump may end some, all or none of the perks.", "Trump may end the perks."),
+        ("Flynn lied when he said that he did not ask.", "Flynn lied about what he asked."),
+        ("Reporters could not enter the town.", "Reporters were barred from entering the town."),
+        # a negation only in a subordinate clause of one: the shared statement may be that one
+        ("Because we have not seen a turn, we act.", "We have not seen a turn."),
+        # years in an event's name and numbers in words are not the claim's figures
+        ("Russia was banned over the 2014 Sochi Games.", "Russia was banned from the 2018 Games."),
+        ("Under one country, two systems, it keeps freedoms.", "It keeps freedoms for 50 years."),
     ],
 )
 def test_what_a_reader_accepts_as_the_same_is_not_refused(a, b):
