@@ -16,12 +16,16 @@ false positive. Printed:
    of whole topics on BBC (docs/performance.md);
 3. the baseline of the issue: one cosine threshold between the two sentences' claims, chosen
    on these very pairs (its best case);
-4. the pairs each check refused, and the misses.
+4. the pairs each check refused, and the misses;
+5. a random sample of the run's matches (``--sample``, seeded), to judge by hand: the labelled
+   pairs score only the pairs someone labelled, so a match between two claims that nobody
+   paired (a topic neighbour rather than the same claim) is invisible to 1-3.
 """
 
 import argparse
 import csv
 import json
+import random
 import re
 import shutil
 import tempfile
@@ -169,6 +173,9 @@ def main() -> None:
         type=Path,
         help="Output dir: reused if an earlier run left tables there, else kept.",
     )
+    parser.add_argument(
+        "--sample", type=int, default=30, help="matches printed for judging by hand (5.)"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="claim-match-"))
     out = args.out or work / "out"
@@ -242,6 +249,16 @@ def main() -> None:
             why = conflict(fa, fb) or "-"
             cos = float(np.dot(index.vectors[p.a], index.vectors[p.b]))
             print(f"  {kind} {p.event} {cos:.2f} {overlap:.2f} {why:<8} {p.note[:90]}")
+
+    matches = pq.read_table(out / "claim_matches.parquet", columns=["claim_id", "other_claim_id"])
+    pairs_found = zip(
+        matches["claim_id"].to_pylist(), matches["other_claim_id"].to_pylist(), strict=True
+    )
+    drawn = random.Random(0).sample(list(pairs_found), min(args.sample, matches.num_rows))
+    print(f"\n5. {len(drawn)} of the run's {matches.num_rows} matches, drawn at random: judge each")
+    position = {c: i for i, c in enumerate(ids)}
+    for a, b in drawn:
+        print(f"  - {index.texts[position[a]][:200]}\n    {index.texts[position[b]][:200]}")
     shutil.rmtree(work, ignore_errors=True)
 
 

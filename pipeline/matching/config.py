@@ -22,6 +22,14 @@ class MatchConfig(BaseModel):
         le=2,
         description="Weight of the shared content words in the match score (cosine + w * overlap).",
     )
+    min_content_words: int = Field(
+        4,
+        ge=0,
+        description=(
+            "A claim with fewer content words than this is never matched: too short to state a "
+            'checkable proposition on its own ("Wales has moved on.", "Ireland\'s").'
+        ),
+    )
     match_threshold: float = Field(
         0.7, ge=-1, le=3, description="Score from which two checked claims are the same claim."
     )

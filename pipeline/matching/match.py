@@ -203,7 +203,8 @@ def match_claims(
     for i, j, cosine in zip(
         candidates.left.tolist(), candidates.right.tolist(), candidates.cosine.tolist(), strict=True
     ):
-        reason = conflict(facts_of(i)[0], facts_of(j)[0])
+        short = min(len(facts_of(i)[1]), len(facts_of(j)[1])) < config.min_content_words
+        reason = "short" if short else conflict(facts_of(i)[0], facts_of(j)[0])
         if reason is not None:
             refused[reason] = refused.get(reason, 0) + 1
             continue

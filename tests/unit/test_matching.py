@@ -129,6 +129,19 @@ def test_pairs_within_one_document_or_family_are_never_matched():
     assert len(set(result.cluster_of.values())) == 1
 
 
+def test_a_claim_too_short_to_state_anything_is_never_matched():
+    texts = ["Wales has moved on.", "Wales has moved on.", "Wales beat Italy in Rome on Saturday."]
+    texts.append("Wales beat Italy in Rome on Saturday.")
+    result = match_claims(index_of(texts, [0, 1, 2, 3], [E[0], E[0], E[1], E[1]]), CONFIG)
+    assert {(i, j) for i, j, _, _ in result.matches} == {(2, 3)}
+    assert result.stats["refused_short"] == 1
+    loose = match_claims(
+        index_of(texts, [0, 1, 2, 3], [E[0], E[0], E[1], E[1]]),
+        CONFIG.model_copy(update={"min_content_words": 0}),
+    )
+    assert {(i, j) for i, j, _, _ in loose.matches} == {(0, 1), (2, 3)}
+
+
 def test_a_chain_of_matches_does_not_join_contradicting_claims():
     texts = [
         "The pipeline will carry 38 bcm a year, officials said.",
@@ -146,7 +159,7 @@ def test_average_linkage_keeps_a_topic_from_becoming_one_cluster():
     texts = [
         "The ministers agreed a pipeline route.",
         "The pipeline route was agreed by the ministers.",
-        "Officials welcomed the talks.",
+        "Officials warmly welcomed the pipeline talks.",
         "Gas prices were settled at the summit.",
         "The summit settled gas prices.",
     ]
@@ -172,8 +185,8 @@ def test_cluster_ids_last_and_new_claims_join_old_clusters():
     texts = [
         "Russia signed the gas deal with China.",
         "Russia and China signed the gas deal.",
-        "Iran will keep 300 kg of uranium.",
-        "Iran may keep 300 kg of enriched uranium.",
+        "Iran will store 300 kg of uranium.",
+        "Iran may store 300 kg of enriched uranium.",
     ]
     vectors = [E[0], near(E[0], 0.01, 1), E[2], near(E[2], 0.01, 2)]
     night1 = match_claims(index_of(texts, [0, 1, 2, 3], vectors), CONFIG)
