@@ -134,6 +134,7 @@ _NOT_NEGATION: Final = re.compile(
 )
 _YEAR: Final = re.compile(r"^(?:1[89]|20)\d\d$")
 _THE: Final = re.compile(r"\bthe\s+$", re.IGNORECASE)
+_NEXT_WORD: Final = re.compile(r"\s+([a-z]+)")
 # Words after a number that say nothing about what it counts ("in 2013", "10 to 20").
 _NOT_UNITS: Final = frozenset(
     "a an and as at by for from in into of on or per than that the to when where which who "
@@ -194,7 +195,7 @@ def _counted_after_name(m: re.Match[str], name: str) -> str:
     capitalised word starts a name ("Boeing 737 Max"): nothing is counted.
     """
     if name in load_gazetteer().canonical:
-        after = re.match(r"\s+([a-z]+)", m.string[m.end() : m.end() + 40])
+        after = _NEXT_WORD.match(m.string, m.end(), m.end() + 40)
         if after and after.group(1) not in _NOT_UNITS:
             return after.group(1)
         return name.lower()
@@ -213,7 +214,7 @@ def _quantity(m: re.Match[str]) -> Quantity | None:
     mult = _MULTIPLIERS.get((m.group("mult") or "").lower(), 1.0)
     value, step = value * mult, step * mult
     if unit_word[:1].isupper() and not unit_word.isupper():
-        year = _YEAR.match(raw) and mult == 1.0
+        year = _YEAR.match(raw) is not None and mult == 1.0
         if year and _THE.search(m.string, max(0, m.start("num") - 8), m.start("num")):
             return None  # "the 2014 Sochi Games": the year is part of an event's name
         # "38 Russian people" counts people, "23 Russians" Russians; "Boeing 737 Max" and
