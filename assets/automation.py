@@ -6,7 +6,9 @@ import dagster as dg
 
 from assets.jobs import docthemes_job
 from assets.resources import PipelineSettings
-from pipeline.ingest import fingerprint_directory
+from pipeline.ingest import Fingerprint, fingerprint_directory
+from pipeline.locations import is_remote
+from pipeline.objectstore.mirror import fingerprint_objects
 
 nightly_schedule = dg.ScheduleDefinition(
     name="nightly",
@@ -27,10 +29,20 @@ nightly_schedule = dg.ScheduleDefinition(
 def raw_dir_sensor(
     context: dg.SensorEvaluationContext, settings: PipelineSettings
 ) -> dg.SensorResult:
-    """Compare a stat-only fingerprint of the raw dir with the cursor (the last fingerprint)."""
-    if not os.path.isdir(settings.raw_dir):
+    """Compare a stat-only fingerprint of the raw dir with the cursor (the last fingerprint).
+
+    An s3:// raw dir is fingerprinted from one listing (keys, sizes, ETags), nothing read.
+    """
+    fp: Fingerprint
+    if is_remote(settings.raw_dir):
+        try:
+            fp = fingerprint_objects(settings.raw_dir)
+        except FileNotFoundError as err:
+            return dg.SensorResult(skip_reason=f"raw dir {settings.raw_dir!r}: {err}")
+    elif not os.path.isdir(settings.raw_dir):
         return dg.SensorResult(skip_reason=f"raw dir {settings.raw_dir!r} does not exist")
-    fp = fingerprint_directory(settings.raw_dir)
+    else:
+        fp = fingerprint_directory(settings.raw_dir)
     changes, last = _read_cursor(context.cursor)
     if fp.digest == last:
         return dg.SensorResult(skip_reason=f"no new or changed files among {fp.n_files}")

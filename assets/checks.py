@@ -115,9 +115,11 @@ def corpus_results(
     offset_problems: Mapping[str, list[str]],
     published_documents: int | None = None,
     max_shrink: float = 1.0,
+    raw_location: str | None = None,
 ) -> Iterator[dg.AssetCheckResult]:
     """No raw file unaccounted for; segments and claims unique and traceable to their text.
 
+    ``raw_location`` names the raw dir in messages when ``raw_dir`` is its local mirror.
     Reads only key columns. Whether each row's text equals its document's text at its offsets
     was checked on every row as it was written (``offset_problems``, from
     :func:`pipeline.corpus.write_corpus`), when the document's text was at hand.
@@ -142,7 +144,9 @@ def corpus_results(
     yield _result(
         "documents",
         NOT_SHRUNK,
-        validate.check_shrink(documents.num_rows, published_documents, max_shrink, raw_dir),
+        validate.check_shrink(
+            documents.num_rows, published_documents, max_shrink, raw_location or raw_dir
+        ),
     )
     claims = tables["claims"].read(["claim_id", "doc_id"])
     yield _result(

@@ -80,26 +80,43 @@ def run_all(log_level: str = "INFO") -> int:
 def rollback() -> None:
     """Publish the snapshot before the current one again (DOCTHEMES_PROCESSED_DIR)."""
     from assets.resources import processed_dir_from_env
-    from pipeline.snapshots import RunLockedError, TableStore
+    from pipeline.objectstore.tables import PublicationConflictError, open_store
+    from pipeline.snapshots import RunLockedError
 
-    store = TableStore(processed_dir_from_env())
+    store = open_store(processed_dir_from_env())
     try:
         with store.lock(timeout_s=0):
             store.recover()
+            store.sync()
             left, now = store.rollback()
-    except (RunLockedError, ValueError) as err:
+    except (RunLockedError, ValueError, PublicationConflictError) as err:
         sys.stderr.write(f"docthemes rollback: {err}\n")
         raise typer.Exit(2) from err
     sys.stdout.write(
-        f"docthemes rollback: {store.base_dir} now publishes snapshot {now} (was {left}; kept "
+        f"docthemes rollback: {store.location} now publishes snapshot {now} (was {left}; kept "
         "in place, marked rolled back; the next run publishes a new snapshot)\n"
     )
 
 
 def _out(out: str | None) -> str:
-    from assets.resources import processed_dir_from_env
+    """The folder of tables to read: ``--out``, or DOCTHEMES_PROCESSED_DIR's.
 
-    return out or processed_dir_from_env()
+    For an s3:// output, its local copy, first brought to the published snapshot (unless a
+    run on this machine is using the copy: then it is read as it is).
+    """
+    from assets.resources import processed_dir_from_env
+    from pipeline.objectstore.tables import open_store
+    from pipeline.snapshots import RunLockedError
+
+    store = open_store(out or processed_dir_from_env())
+    if store.remote is not None:
+        try:
+            with store.lock(timeout_s=0, local_only=True):
+                store.recover()
+                store.sync()
+        except RunLockedError:
+            pass
+    return str(store.base_dir)
 
 
 def _reading(fn: Any) -> Any:

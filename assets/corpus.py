@@ -10,6 +10,7 @@ from assets.compute import ComputeResource
 from assets.resources import PipelineSettings, RunLockResource
 from pipeline.corpus import CORPUS_TABLES, PreviousCorpus, state_key, write_corpus
 from pipeline.ingest import RawDirError
+from pipeline.parallel import Workers
 from pipeline.progress import Progress
 from pipeline.schemas import TABLE_DESCRIPTIONS
 from pipeline.storage import TableFile
@@ -61,9 +62,16 @@ def corpus(
             {n: f if f.path.exists() else None for n, f in published.items()}, key
         )
     files = {name: TableFile(store.scratch(name)) for name in CORPUS_TABLES}
+    with not_retried(RawDirError, FileNotFoundError):
+        raw_dir, mirrored = settings.local_raw_dir()
+    if mirrored is not None:
+        context.log.info(
+            f"mirrored {settings.raw_dir}: {mirrored.downloaded} downloaded, "
+            f"{mirrored.removed} removed, {mirrored.unchanged} unchanged"
+        )
     with not_retried(RawDirError), compute.lost_workers_fail_the_step():
         stats = write_corpus(
-            settings.raw_dir,
+            raw_dir,
             config,
             {name: f.path for name, f in files.items()},
             max_sentence_chars=settings.max_sentence_chars,
@@ -72,6 +80,10 @@ def corpus(
             scan_progress=Progress("corpus", "files scanned", context.log.info),
             split_progress=Progress("corpus", "documents split", context.log.info),
             workers=compute.workers(),
+            # The mirror is on this machine only; splitting still goes to the workers.
+            read_on=None if mirrored is None else Workers(),
+            rejected=mirrored.rejected if mirrored is not None else (),
+            raw_location=None if mirrored is None else settings.raw_dir,
         )
     work = {
         "files_read": stats.n_read,
@@ -87,10 +99,11 @@ def corpus(
         *schema_results(files),
         *corpus_results(
             files,
-            settings.raw_dir,
+            raw_dir,
             stats.problems,
             last.num_rows if last.path.exists() else None,
             settings.max_corpus_shrink,
+            settings.raw_dir,
         ),
     ]
     for name in CORPUS_TABLES:

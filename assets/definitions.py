@@ -11,9 +11,9 @@ from assets.jobs import docthemes_job
 from assets.matching import claim_matching
 from assets.report import theme_report
 from assets.resources import (
-    RunLockResource,
     embedder_from_env,
     processed_dir_from_env,
+    run_lock_from_env,
     settings_from_env,
 )
 from assets.runs import runs
@@ -30,7 +30,7 @@ def build_resources(processed_dir: str | None = None) -> dict[str, object]:
         "io_manager": ParquetIOManager(base_dir=out),
         "settings": settings,
         "embedder": embedder_from_env(out),
-        "run_lock": RunLockResource(processed_dir=out),
+        "run_lock": run_lock_from_env(out),
         "compute": compute_from_env(),
     }
 

@@ -8,7 +8,8 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from pipeline.locations import LocalDir
+from pipeline.locations import Location
+from pipeline.objectstore.tables import open_store
 from pipeline.snapshots import TableStore
 from pipeline.storage import MissingTableError, TableFile, write_table
 
@@ -33,12 +34,12 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     returning empty.
     """
 
-    base_dir: LocalDir = Field(description="Output dir (DOCTHEMES_PROCESSED_DIR).")
+    base_dir: Location = Field(description="Output dir or s3:// URL (DOCTHEMES_PROCESSED_DIR).")
 
     @property
     def store(self) -> TableStore:
-        """The published and staged tables under ``base_dir``."""
-        return TableStore(self.base_dir)
+        """The published and staged tables of ``base_dir`` (an s3:// one's local copy)."""
+        return open_store(self.base_dir)
 
     def handle_output(self, context: dg.OutputContext, obj: pa.Table | TableFile) -> None:
         """Write the table (staged or published, see the class docs) and attach metadata."""

@@ -21,8 +21,9 @@ def blocking_checks() -> list[str]:
     deps=["runs"],
     group_name="publication",
     description=(
-        f"{REPORT_FILE} in the output dir: theme sizes, keywords, representative claims linked "
-        "to their documents, a document x theme heatmap, a claim map and theme trends."
+        f"{REPORT_FILE} in the output dir (and under its s3:// URL): theme sizes, keywords, "
+        "representative claims linked to their documents, a document x theme heatmap, a claim "
+        "map and theme trends."
     ),
 )
 def theme_report(
@@ -31,11 +32,14 @@ def theme_report(
     """Build the report from the published tables; its plots also go to the asset's metadata."""
     from pipeline.report import write_report
 
-    path, pngs = write_report(settings.store.base_dir, blocking_checks())
+    store = settings.store
+    path, pngs = write_report(store.base_dir, blocking_checks())
     metadata: dict[str, dg.MetadataValue] = {
         "path": dg.MetadataValue.path(os.fspath(path)),
         "size_bytes": dg.MetadataValue.int(path.stat().st_size),
     }
+    if store.remote is not None:  # one PUT: a reader gets the old report or the new one
+        metadata["url"] = dg.MetadataValue.url(store.remote.upload(path, REPORT_FILE))
     for name, png in pngs.items():
         data = base64.b64encode(png).decode("ascii")
         metadata[f"plot_{name}"] = dg.MetadataValue.md(f"![{name}](data:image/png;base64,{data})")

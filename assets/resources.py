@@ -25,8 +25,11 @@ from pipeline.embed import (
 )
 from pipeline.embed.workers import EncoderRecipe
 from pipeline.ingest import IngestConfig
-from pipeline.locations import LocalDir, local_path
+from pipeline.locations import LocalDir, Location, is_remote, normalise, work_dir
 from pipeline.matching import MatchConfig
+from pipeline.objectstore.lease import DEFAULT_TTL_S
+from pipeline.objectstore.mirror import MirrorReport, mirror_objects
+from pipeline.objectstore.tables import open_store
 from pipeline.snapshots import DEFAULT_KEEP_SNAPSHOTS, TableStore
 from pipeline.storage import remove_stale_temporaries
 from pipeline.themes import ThemeCatalog, ThemeConfig, load_catalog
@@ -168,11 +171,13 @@ class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
     negative threshold fails with one clear message.
     """
 
-    raw_dir: LocalDir = Field(
-        default=DEFAULT_RAW_DIR, description="Folder of raw articles (DOCTHEMES_RAW_DIR)."
+    raw_dir: Location = Field(
+        default=DEFAULT_RAW_DIR,
+        description="Folder of raw articles, or an s3:// URL (DOCTHEMES_RAW_DIR).",
     )
-    processed_dir: LocalDir = Field(
-        default=DEFAULT_PROCESSED_DIR, description="Output dir (DOCTHEMES_PROCESSED_DIR)."
+    processed_dir: Location = Field(
+        default=DEFAULT_PROCESSED_DIR,
+        description="Output dir, or an s3:// URL (DOCTHEMES_PROCESSED_DIR).",
     )
     theme_catalog: str | None = Field(
         default=None, description="Theme catalog YAML (DOCTHEMES_THEME_CATALOG); packaged default."
@@ -261,26 +266,50 @@ class PipelineSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     @property
     def store(self) -> TableStore:
-        """Published and staged tables."""
-        return TableStore(self.processed_dir)
+        """Published and staged tables (for an s3:// output, its local working copy)."""
+        return open_store(self.processed_dir)
+
+    def local_raw_dir(self) -> tuple[str, MirrorReport | None]:
+        """The raw dir to read: itself, or an s3:// raw dir mirrored into its local copy.
+
+        Only called by the corpus step, which holds the run lock (the mirror is not shared).
+        """
+        if not is_remote(self.raw_dir):
+            return self.raw_dir, None
+        local = work_dir(self.raw_dir)
+        return str(local), mirror_objects(self.raw_dir, local)
 
 
 class RunLockResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """Holds the output dir's lock for the whole run, so two runs never write at once."""
 
-    processed_dir: LocalDir = Field(default=DEFAULT_PROCESSED_DIR)
+    processed_dir: Location = Field(default=DEFAULT_PROCESSED_DIR)
     timeout_s: float = Field(default=60.0, ge=0, description="How long a second run waits.")
+    lease_ttl_s: float = Field(
+        default=DEFAULT_TTL_S,
+        gt=0,
+        description=(
+            "s3:// output only: how long the lock object outlives a run that died without "
+            "releasing it (renewed every third of it while the run lives)."
+        ),
+    )
 
     _held: Any = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """Take the lock, then clear staging left by runs that were killed."""
-        store = TableStore(self.processed_dir)
+        """Take the lock, then clear staging left by runs that were killed.
+
+        For an s3:// output the local copy is then brought to the published snapshot.
+        """
+        store = open_store(self.processed_dir, self.lease_ttl_s)
         self._held = store.lock(self.timeout_s)
         self._held.__enter__()
         finished = store.recover()
         if finished and context.log is not None:
             context.log.warning(f"finished the publication of killed runs: {', '.join(finished)}")
+        synced = store.sync()
+        if synced and context.log is not None:
+            context.log.info(synced)
         run_id = context.run.run_id if context.run else None
         if context.run is not None and context.run.parent_run_id is not None:
             self._resume(context, store, context.run.parent_run_id, context.run.run_id)
@@ -327,7 +356,10 @@ def _refuse_overlap(raw_dir: str, processed_dir: str) -> None:
     (and wake the sensor after every publish); a raw dir inside the output dir would sit among
     the staging and cache folders the pipeline writes and deletes.
     """
-    raw, out = Path(os.path.realpath(raw_dir)), Path(os.path.realpath(processed_dir))
+    if is_remote(raw_dir) or is_remote(processed_dir):
+        raw, out = Path(f"/{raw_dir}"), Path(f"/{processed_dir}")  # URLs compared as paths
+    else:
+        raw, out = Path(os.path.realpath(raw_dir)), Path(os.path.realpath(processed_dir))
     if raw == out or out.is_relative_to(raw) or raw.is_relative_to(out):
         raise ValueError(
             f"raw_dir {raw_dir!r} and processed_dir {processed_dir!r} overlap: put the output "
@@ -346,8 +378,14 @@ def settings_from_env() -> PipelineSettings:
 
 
 def processed_dir_from_env() -> str:
-    """DOCTHEMES_PROCESSED_DIR (a path or file:// URL) or the default, as a local path."""
-    return local_path(os.environ.get("DOCTHEMES_PROCESSED_DIR") or DEFAULT_PROCESSED_DIR)
+    """DOCTHEMES_PROCESSED_DIR (a path, file:// or s3:// URL) or the default, normalised."""
+    return normalise(os.environ.get("DOCTHEMES_PROCESSED_DIR") or DEFAULT_PROCESSED_DIR)
+
+
+def run_lock_from_env(processed_dir: str) -> RunLockResource:
+    """The run lock of ``processed_dir``; DOCTHEMES_LEASE_TTL_S for an s3:// output's lease."""
+    ttl = os.environ.get("DOCTHEMES_LEASE_TTL_S")
+    return RunLockResource(processed_dir=processed_dir, lease_ttl_s=float(ttl or DEFAULT_TTL_S))
 
 
 def embedder_from_env(processed_dir: str | None = None) -> EmbedderResource:
@@ -362,5 +400,6 @@ def embedder_from_env(processed_dir: str | None = None) -> EmbedderResource:
 
 
 def onnx_dir_from_env(processed_dir: str) -> str:
-    """DOCTHEMES_ONNX_DIR, or the exports folder of ``processed_dir``."""
-    return os.environ.get("DOCTHEMES_ONNX_DIR") or f"{processed_dir}/_cache/onnx"
+    """DOCTHEMES_ONNX_DIR, or the exports folder of ``processed_dir`` (its local copy's)."""
+    local = work_dir(processed_dir) if is_remote(processed_dir) else processed_dir
+    return os.environ.get("DOCTHEMES_ONNX_DIR") or f"{local}/_cache/onnx"

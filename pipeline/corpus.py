@@ -27,7 +27,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -164,6 +164,9 @@ def write_corpus(
     split_progress: Progress | None = None,
     batching: Batching = Batching(),
     workers: Workers = Workers(),
+    read_on: Workers | None = None,
+    rejected: Sequence[Mapping[str, Any]] = (),
+    raw_location: str | None = None,
 ) -> CorpusStats:
     """Ingest the raw dir and split the documents, writing the five tables as it goes.
 
@@ -181,6 +184,12 @@ def write_corpus(
         split_progress: Told the documents split or reused (of all documents), finished after.
         batching: How much is handled at a time (see :class:`Batching`).
         workers: Where new files are read and new documents split (this process by default).
+        read_on: Where new files are read, if not on ``workers`` (a raw dir that only this
+            machine has, such as an object store's local mirror).
+        rejected: Files rejected before the folder was read (``rejected_files`` rows: objects
+            of an object store that cannot be files of its mirror).
+        raw_location: Where the files really are when ``raw_dir`` is a mirror (an s3:// URL):
+            ``documents.ingested_from`` is then ``<raw_location>/<source_path>``.
 
     Returns:
         Counts, and problems found by the offset check made while writing (every segment's
@@ -191,7 +200,16 @@ def write_corpus(
     try:
         signatures = load_signatures(signatures_path) if signatures_path and previous else {}
         scanned = _scan(
-            raw_dir, config, previous, signatures, work, scan_progress, batching, workers
+            raw_dir,
+            config,
+            previous,
+            signatures,
+            work,
+            scan_progress,
+            batching,
+            workers if read_on is None else read_on,
+            rejected,
+            raw_location,
         )
         if signatures_path:
             save_signatures(signatures_path, signatures, scanned.doc_ids)
@@ -245,6 +263,8 @@ def _scan(
     progress: Progress | None,
     batching: Batching,
     workers: Workers,
+    rejected_before: Sequence[Mapping[str, Any]] = (),
+    raw_location: str | None = None,
 ) -> _Scanned:
     """Pass 1: documents to a work file, in path order (new files read on ``workers``)."""
     scan = DirectoryScan(
@@ -252,7 +272,7 @@ def _scan(
     )
     documents = TableFile(work / "documents.parquet")
     doc_ids: list[str] = []
-    rejected: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = [dict(r) for r in rejected_before]
     duplicates: list[dict[str, Any]] = []
     batch: list[dict[str, Any]] = []
 
@@ -268,6 +288,8 @@ def _scan(
                 duplicates.append(row)
                 continue
             doc_ids.append(row["doc_id"])
+            if raw_location is not None:
+                row = {**row, "ingested_from": f"{raw_location}/{row['source_path']}"}
             if row["doc_id"] not in signatures:
                 sig = minhash_signature(row["text"])
                 if sig is not None:

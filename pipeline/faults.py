@@ -14,9 +14,10 @@ def fault_point(name: str) -> None:
     """SIGKILL this process if ``$DOCTHEMES_FAULT_AT`` is ``name``.
 
     The points: ``snapshot-renamed`` (a snapshot complete, not yet switched to), ``switched``
-    (switched, table links not yet made) and ``embedding-task`` (a cluster worker that has
-    just received a chunk of texts to embed). With ``$DOCTHEMES_FAULT_ONCE`` a path, only the
-    process that creates that file is killed.
+    (switched, table links not yet made), ``remote-uploaded`` (an s3:// snapshot uploaded and
+    marked complete, the pointer not yet switched) and ``embedding-task`` (a cluster worker
+    that has just received a chunk of texts to embed). With ``$DOCTHEMES_FAULT_ONCE`` a path,
+    only the process that creates that file is killed.
     """
     if os.environ.get(FAULT_ENV) != name:
         return

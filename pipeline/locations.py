@@ -1,55 +1,114 @@
-"""Raw and output locations: a path, or an fsspec URL of a file system this machine mounts.
+"""Raw and output locations: a path, a ``file://`` URL, or an ``s3://`` URL.
 
-The pipeline's guarantees (the snapshot switch, the run lock, hard-linked snapshots) rest on
-POSIX file-system semantics: an atomic rename(2) that replaces a symlink, flock(2)/fcntl(2)
-locks and, preferably, hard links. A local disk has them, and so do shared file systems such
-as NFSv4, CephFS, Lustre and Amazon EFS, mounted at the same path on every machine of a
-cluster. Object stores (s3://, gs://, az://) have no atomic rename, so a URL naming one is
-refused with the reason rather than published to half-way (docs/deploy.md).
+A path or ``file://`` URL is used in place; the pipeline's guarantees there rest on POSIX
+semantics (docs/deploy.md). An ``s3://`` location is worked on through a local copy
+(:mod:`pipeline.objectstore`), kept in :func:`work_dir`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import hashlib
+import os
+from pathlib import Path
+from typing import Annotated, Any
 
 from pydantic import AfterValidator
 
-__all__ = ["LocalDir", "LocationError", "local_path"]
+__all__ = [
+    "PROTOCOLS",
+    "WORK_DIR_ENV",
+    "LocalDir",
+    "Location",
+    "LocationError",
+    "filesystem",
+    "is_remote",
+    "local_path",
+    "normalise",
+    "work_dir",
+]
+
+PROTOCOLS = ("s3",)  # stores whose conditional writes the lock and the pointer rely on
+WORK_DIR_ENV = "DOCTHEMES_WORK_DIR"
 
 
 class LocationError(ValueError):
     """A location the pipeline cannot keep its guarantees on."""
 
 
-def local_path(location: str) -> str:
-    """``location`` as a local path: unchanged if it is one, the path of a ``file://`` URL.
+def is_remote(location: str | os.PathLike[str]) -> bool:
+    """Whether ``location`` is an object-store URL (anything but a path or ``file://``)."""
+    text = os.fspath(location)
+    return "://" in text and not text.startswith("file://")
+
+
+def normalise(location: str) -> str:
+    """A path unchanged, a ``file://`` URL as its path, an ``s3://`` URL without a final ``/``.
 
     Raises:
-        LocationError: If the URL names a store without POSIX semantics (or none installed).
+        LocationError: For a URL of another store, one without a bucket, or without s3fs.
     """
     if "://" not in location:
         return location
-    from fsspec.core import url_to_fs
-    from fsspec.implementations.local import LocalFileSystem
-
-    protocol = location.split("://", 1)[0]
+    protocol, _, rest = location.partition("://")
+    if protocol == "file":
+        return "/" + rest.lstrip("/") if rest else "/"
+    if protocol not in PROTOCOLS:
+        raise LocationError(
+            f"{location!r}: {protocol}:// is not supported. The raw and output dirs take a "
+            "path, a file:// URL or an s3:// URL (an S3-compatible store with conditional "
+            "writes: the run lock and the publication rely on them, docs/deploy.md)"
+        )
+    bucket = rest.split("/", 1)[0]
+    if not bucket:
+        raise LocationError(f"{location!r} names no bucket (s3://<bucket>/<prefix>)")
     try:
-        fs, path = url_to_fs(location)
-    except (ImportError, ValueError) as err:
-        raise LocationError(_refusal(location, protocol, str(err))) from err
-    if not isinstance(fs, LocalFileSystem):
-        raise LocationError(_refusal(location, protocol, "not a POSIX file system"))
-    return str(path)
+        import s3fs  # noqa: F401
+    except ImportError as err:  # pragma: no cover - a dependency of the package
+        raise LocationError(f"{location!r}: s3fs is not installed ({err})") from err
+    return f"s3://{rest.strip('/')}"
 
 
-def _refusal(location: str, protocol: str, why: str) -> str:
-    return (
-        f"{location!r}: {protocol}:// is not a POSIX file system ({why}). The raw and output "
-        "dirs must be on one (the snapshot switch is an atomic rename, the run lock a lock "
-        "file): a local disk, or a shared file system (NFSv4, CephFS, Lustre, EFS) mounted at "
-        "the same path on every machine, given by its path or a file:// URL (docs/deploy.md)"
+def filesystem(url: str) -> tuple[Any, str]:
+    """The fsspec file system of ``url`` and the path of its root in it (``bucket/prefix``).
+
+    Listings are not cached: another machine's writes must be seen at once. The endpoint and
+    the credentials are the standard ones (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``…); the
+    file system object is reused per endpoint (making one costs a few hundred ms).
+    """
+    from fsspec.core import url_to_fs
+
+    endpoint = {"endpoint_url": os.environ.get("AWS_ENDPOINT_URL")}
+    fs, root = url_to_fs(normalise(url), use_listings_cache=False, client_kwargs=endpoint)
+    return fs, str(root).rstrip("/")
+
+
+def work_dir(url: str) -> Path:
+    """The local folder that holds the working copy of ``url``: one per URL.
+
+    ``$DOCTHEMES_WORK_DIR`` (default ``$XDG_CACHE_HOME/docthemes``, ``~/.cache/docthemes``)
+    ``/<16 hex digits of the URL's SHA-256>``.
+    """
+    root = os.environ.get(WORK_DIR_ENV) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "docthemes"
     )
+    digest = hashlib.sha256(normalise(url).encode()).hexdigest()[:16]
+    return Path(root) / digest
+
+
+def local_path(location: str) -> str:
+    """``location`` as a local path (a path unchanged, a ``file://`` URL as its path).
+
+    Raises:
+        LocationError: If it is an object-store URL (or not a supported one).
+    """
+    location = normalise(location)
+    if is_remote(location):
+        raise LocationError(f"{location!r}: this setting takes a local folder, not a URL")
+    return location
 
 
 LocalDir = Annotated[str, AfterValidator(local_path)]
-"""A configuration field holding a folder: a path or a ``file://`` URL, stored as a path."""
+"""A configuration field holding a local folder: a path or a ``file://`` URL, stored as a path."""
+
+Location = Annotated[str, AfterValidator(normalise)]
+"""A configuration field holding a raw or output location: a path, ``file://`` or ``s3://``."""

@@ -56,7 +56,11 @@ DOCUMENTS = _schema(
         ),
         _f("n_chars", pa.int32(), "Length of `text` in characters."),
         _f("content_sha256", pa.string(), "SHA-256 of the raw file bytes."),
-        _f("ingested_from", pa.string(), "Absolute path the file was read from."),
+        _f(
+            "ingested_from",
+            pa.string(),
+            "Absolute path the file was read from (its s3:// URL for a raw dir on S3).",
+        ),
         _f("mtime", _TS, "File modification time."),
         _f("size_bytes", pa.int64(), "File size in bytes."),
         _f("near_duplicate_of", pa.string(), "doc_id this one nearly copies.", nullable=True),

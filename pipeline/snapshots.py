@@ -9,6 +9,9 @@ Layout of the output dir (docs/pipeline.md#publication)::
 
 (``_`` and ``.`` paths are skipped by readers of the folder as a dataset: pyarrow, Spark.)
 
+An output dir on an object store is a local copy in this layout whose snapshots are also
+uploaded and published there (``remote``, :mod:`pipeline.objectstore.tables`).
+
 Only the last few snapshots are kept (``keep``); ``docthemes rollback`` switches back to the one
 before.
 """
@@ -23,11 +26,15 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from pipeline.faults import fault_point
 from pipeline.storage import TMP_PREFIX, fsync_dir, read_table, table_path
+
+if TYPE_CHECKING:
+    from pipeline.objectstore.tables import RemoteTables
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +68,17 @@ class TableStore:
     is killed publishes nothing.
     """
 
-    def __init__(self, base_dir: str | os.PathLike[str]) -> None:
-        """Store the output dir."""
+    def __init__(
+        self, base_dir: str | os.PathLike[str], remote: RemoteTables | None = None
+    ) -> None:
+        """Store the output dir (with ``remote``: the local copy of an object store's)."""
         self.base_dir = Path(base_dir)
+        self.remote = remote
+
+    @property
+    def location(self) -> str:
+        """Where the tables are published: the output dir, or the object store's URL."""
+        return self.remote.url if self.remote is not None else str(self.base_dir)
 
     def published(self, name: str) -> Path:
         """Path of a published table: ``<base_dir>/<name>.parquet``, a link into the snapshot."""
@@ -149,9 +164,10 @@ class TableStore:
         if not stage.is_dir():
             return []
         names = self.staged_names(run_id)
-        for name in self.table_names():
-            if name not in names:
-                _link_or_copy(self.published(name).resolve(), stage / f"{name}.parquet")
+        previous = self.current_snapshot()
+        inherited = [name for name in self.table_names() if name not in names]
+        for name in inherited:
+            _link_or_copy(self.published(name).resolve(), stage / f"{name}.parquet")
         with open(stage / PUBLISHING, "w", encoding="utf-8") as fh:
             fh.write("\n".join(names) + "\n")
             fh.flush()
@@ -167,7 +183,15 @@ class TableStore:
         os.rename(stage, snapshot)
         fsync_dir(root)
         fault_point("snapshot-renamed")
-        self._switch(snapshot)
+        if self.remote is not None:
+            try:
+                self.remote.push(
+                    snapshot, inherited, None if previous is None else previous.name, keep
+                )
+            except BaseException:
+                (snapshot / ROLLED_BACK).touch()  # not published: recover() must not either
+                raise
+        self.switch(snapshot)
         self.prune(keep)
         log.info("published %s (snapshot %s)", ", ".join(names), snapshot.name)
         return names
@@ -188,7 +212,7 @@ class TableStore:
             if (current is None or s.name > current.name) and not (s / ROLLED_BACK).exists()
         ]
         if newer:
-            self._switch(newer[-1])
+            self.switch(newer[-1])
             done.append(newer[-1].name)
             log.warning("finished publishing snapshot %s", newer[-1].name)
         elif current is not None:
@@ -204,6 +228,10 @@ class TableStore:
         Raises:
             ValueError: If there is no earlier snapshot.
         """
+        if self.remote is not None:
+            left, now = self.remote.rollback()
+            self.remote.pull(self)
+            return left, now
         current = self.current_snapshot()
         older = [
             s
@@ -217,7 +245,7 @@ class TableStore:
             )
         (current / ROLLED_BACK).touch()
         fsync_dir(current)
-        self._switch(older[-1])
+        self.switch(older[-1])
         return current.name, older[-1].name
 
     def prune(self, keep: int) -> list[str]:
@@ -246,7 +274,23 @@ class TableStore:
             shutil.rmtree(s, ignore_errors=True)
         return [s.name for s in stale]
 
-    def _switch(self, snapshot: Path) -> None:
+    def sync(self) -> str | None:
+        """Bring a remote store's local copy to its published snapshot; say what changed.
+
+        Nothing to do for a local output dir. Only safe while holding the run lock (or the
+        local lock: :meth:`lock` with ``local_only``).
+        """
+        return self.remote.pull(self) if self.remote is not None else None
+
+    def reset(self) -> None:
+        """Forget every snapshot and table link (a remote store's copy, when it is emptied)."""
+        for path in self.base_dir.glob("*.parquet"):
+            if path.is_symlink():
+                path.unlink()
+        (self.base_dir / CURRENT).unlink(missing_ok=True)
+        shutil.rmtree(self.base_dir / SNAPSHOTS_DIR, ignore_errors=True)
+
+    def switch(self, snapshot: Path) -> None:
         """Point ``current`` at ``snapshot`` (one atomic rename), then link its tables."""
         link = self.base_dir / CURRENT
         tmp = self.base_dir / f"{TMP_PREFIX}{CURRENT}-{uuid.uuid4().hex}"
@@ -300,8 +344,11 @@ class TableStore:
         return removed
 
     @contextlib.contextmanager
-    def lock(self, timeout_s: float = 0.0) -> Iterator[None]:
+    def lock(self, timeout_s: float = 0.0, local_only: bool = False) -> Iterator[None]:
         """Hold the output dir's run lock; two runs at once would overwrite each other's tables.
+
+        A remote store's lock is its lease (:mod:`pipeline.objectstore.lease`), taken after
+        the local copy's lock file unless ``local_only`` (enough to read or refresh the copy).
 
         Raises:
             RunLockedError: If another run holds it for longer than ``timeout_s`` seconds.
@@ -319,6 +366,18 @@ class TableStore:
                 "raise run_lock.timeout_s to wait longer."
             ) from err
         try:
-            yield
+            if self.remote is None or local_only:
+                yield
+                return
+            from pipeline.objectstore.lease import LeaseHeldError
+
+            try:
+                self.remote.lease.acquire(timeout_s)
+            except LeaseHeldError as err:
+                raise RunLockedError(f"{err}. Let it finish, or raise run_lock.timeout_s.") from err
+            try:
+                yield
+            finally:
+                self.remote.lease.release()
         finally:
             lock.release()

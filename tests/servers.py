@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -137,3 +138,32 @@ def scheduler_tasks(address: str) -> set[str]:
         return set(
             client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
         )
+
+
+@contextmanager
+def s3_server() -> Iterator[dict[str, str]]:
+    """moto's S3 server on a loopback port; yields the environment that points s3fs at it.
+
+    The variables are the standard ones a deployment sets (AWS_ENDPOINT_URL, credentials), so
+    the code under test and the `docthemes run` processes it starts find the store as in
+    production.
+    """
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    # moto keeps its buckets per process, not per server: each server starts empty.
+    urllib.request.urlopen(urllib.request.Request(f"http://{host}:{port}/moto-api/reset", b""))
+    try:
+        yield {
+            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+            "AWS_ACCESS_KEY_ID": "docthemes-test",
+            "AWS_SECRET_ACCESS_KEY": "docthemes-test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    finally:
+        server.stop()

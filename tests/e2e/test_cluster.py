@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from pipeline.faults import FAULT_ENV, FAULT_ONCE_ENV
-from tests.conftest import ROOT, SEEDS
+from tests.conftest import ROOT
 from tests.helpers import TABLES, assert_nothing_lost, assert_tables_equal, cli_process, read_all
 from tests.servers import dask_cluster, postgres_server, scheduler_tasks
 
@@ -30,37 +30,6 @@ CLUSTER_YAML = ROOT / "config" / "dagster-cluster.yaml"
 def postgres() -> Iterator[str]:
     with postgres_server() as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def local_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the seeds (``raw`` beside it) through the local profile: the reference.
-
-    Made once per session even when the module's tests are spread over pytest-xdist workers
-    (the xdist recipe: a folder shared by the workers, under a file lock); tests only read it.
-    """
-    from filelock import FileLock
-
-    shared = tmp_path_factory.getbasetemp().parent / "cluster-local-run"
-    with FileLock(f"{shared}.lock"):
-        if not (shared / "done").exists():
-            shutil.rmtree(shared, ignore_errors=True)
-            (shared / "raw").mkdir(parents=True)
-            for f in sorted(SEEDS.glob("*.txt")):
-                shutil.copy2(f, shared / "raw" / f.name)
-            home = shared / "home"
-            home.mkdir()
-            shutil.copy(LOCAL_YAML, home / "dagster.yaml")
-            proc = cli_process(shared / "raw", shared / "out", home)
-            assert proc.wait(timeout=300) == 0, proc.stderr.read()[-3000:]
-            (shared / "done").touch()
-    return shared / "out"
-
-
-@pytest.fixture
-def seeds(local_run: Path) -> Path:
-    """The raw dir of the reference run (tests read it; one that changes it copies it)."""
-    return local_run.parent / "raw"
 
 
 def cluster_run(

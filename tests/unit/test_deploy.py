@@ -21,12 +21,24 @@ def test_paths_and_file_urls_are_local_paths(tmp_path):
     )
 
 
-@pytest.mark.parametrize("url", ["s3://bucket/raw", "memory://raw", "gs://bucket/out"])
-def test_stores_without_posix_semantics_are_refused_with_the_reason(url):
-    with pytest.raises(LocationError, match="not a POSIX file system.*atomic rename"):
+@pytest.mark.parametrize("url", ["memory://raw", "gs://bucket/out", "az://container/raw"])
+def test_stores_without_conditional_writes_are_refused_with_the_reason(url):
+    with pytest.raises(LocationError, match="not supported.*conditional writes"):
         local_path(url)
     with pytest.raises(ValueError, match="docs/deploy.md"):
         PipelineSettings(raw_dir=url)
+
+
+def test_s3_locations_are_kept_as_urls_and_worked_on_through_a_local_copy(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCTHEMES_WORK_DIR", str(tmp_path / "work"))
+    settings = PipelineSettings(raw_dir="s3://news/raw/", processed_dir="s3://news/processed")
+    assert (settings.raw_dir, settings.processed_dir) == ("s3://news/raw", "s3://news/processed")
+    assert settings.store.base_dir.parent == tmp_path / "work"
+    assert settings.store.location == "s3://news/processed"
+    with pytest.raises(LocationError, match="takes a local folder"):
+        local_path("s3://news/onnx")
+    with pytest.raises(ValueError, match="overlap"):
+        PipelineSettings(raw_dir="s3://news/raw", processed_dir="s3://news/raw/out")
 
 
 def test_the_default_profile_runs_tasks_in_this_process(monkeypatch):
