@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 # Part of the match key: a change of what the checks refuse rebuilds every match and cluster.
-CHECKS_VERSION: Final = 2
+CHECKS_VERSION: Final = 3
 
 _WORD_NUMBERS: Final = {
     "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
@@ -99,6 +99,10 @@ _DATE: Final = re.compile(
     r"\b(?P<month>jan|feb|mar|apr|may|jun|jul|aug|sept?|oct|nov|dec)[a-z]*\.?\s+(?P<day>\d{1,2})\b",
     re.IGNORECASE,
 )
+# A weekday names the day of the event in news copy ("drove them out on Wednesday"); two claims
+# naming different days report different events, whichever day each article was written.
+_WEEKDAY: Final = re.compile(r"\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b")
+_WEEKDAYS: Final = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 # Sentential negation: "not" on an auxiliary or copula ("did not", "has still not", "we've
 # not"); a "not" elsewhere negates one word or phrase ("freedoms not found on the mainland",
 # "athletes and not neutrals") rather than the claim; "not to" and "not" on a gerund deny an
@@ -255,6 +259,9 @@ def extract_facts(text: str) -> Facts:
             month = _MONTHS[m.group("month").lower()]
             quantities.append(Quantity("date", month * 32 + day, month * 32 + day, "exact"))
             dated.append(m.span("day"))
+    for m in _WEEKDAY.finditer(text):
+        day = float(_WEEKDAYS.index(m.group(1)))
+        quantities.append(Quantity("weekday", day, day, "exact"))
     for m in _QUANTITY.finditer(text):
         if any(a <= m.start("num") < b for a, b in dated):
             continue
@@ -289,7 +296,7 @@ def _quantity_conflict(a: Facts, b: Facts) -> str | None:
         fewer, other = (qa, qb) if len(qa) <= len(qb) else (qb, qa)
         for q in fewer:
             if not any(_compatible(q, o) for o in other):
-                return "date" if kind == "date" else "quantity"
+                return "date" if kind in ("date", "weekday") else "quantity"
     return None
 
 
@@ -301,8 +308,9 @@ def _disjoint_quantities(a: Facts, b: Facts) -> bool:
     ("Boeing 737", "Flight 752": names more often than figures) and numbers in words ("one
     country, two systems", "a week": rarely the figure a claim reports) are left out.
     """
-    qa = [q for q in a.quantities if q.kind not in ("", "year", "date") and not q.spelled]
-    qb = [q for q in b.quantities if q.kind not in ("", "year", "date") and not q.spelled]
+    dates = ("", "year", "date", "weekday")
+    qa = [q for q in a.quantities if q.kind not in dates and not q.spelled]
+    qb = [q for q in b.quantities if q.kind not in dates and not q.spelled]
     if not qa or not qb:
         return False
     measures = {"length", "mass", "time", "percent"}

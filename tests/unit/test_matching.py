@@ -46,6 +46,7 @@ def why(a: str, b: str) -> str | None:
         ("We have not yet seen a turn.", "We have seen a turn.", "negation"),
         # dates
         ("The limit is passed on June 27.", "The limit is passed on July 27.", "date"),
+        ("Rebels took the town on Wednesday.", "On Thursday rebels took a hill.", "date"),
         # actors: both name countries or organisations, none in common
         ("Russia vetoed the resolution.", "China vetoed the resolution.", "actors"),
     ],
@@ -71,6 +72,8 @@ def test_a_contradicting_detail_refuses_the_pair(a, b, reason):
         ("A frantic search began.", "Two searches began."),  # "a frantic" counts nothing
         ("Moscow and Beijing signed a deal.", "Russia and China signed a deal."),
         ("Builders added 48,000 jobs in May.", "Builders added 48,000 new workers in May."),
+        ("On Monday, Iran denied the attacks.", "Iran denied the attacks, saying Monday."),
+        ("Unemployment fell to 7.7%.", "Unemployment fell to 7.72 percent."),  # rounding
         ("Doping marred the 2014 Sochi Games.", "Doping marred the Games in 2014."),
         ("Russia vetoed the resolution.", "The resolution was vetoed."),
         # negation that does not deny the claim's assertion
