@@ -272,3 +272,53 @@ def test_rollback_switches_the_pointer_and_pruning_keeps_n(bucket):
     assert read_table(store.published("a")).num_rows == 3
     with store.lock(), pytest.raises(ValueError, match="no earlier snapshot"):
         store.rollback()
+
+
+def test_the_sensor_watches_an_s3_raw_dir_by_its_listing(bucket):
+    import dagster as dg
+
+    from assets.automation import raw_dir_sensor
+    from assets.resources import PipelineSettings
+
+    settings = PipelineSettings(raw_dir=f"s3://{bucket}/raw", processed_dir="data/processed")
+    put(bucket, "raw/a.txt", b"one")
+
+    def evaluate(cursor=None):
+        context = dg.build_sensor_context(cursor=cursor, resources={"settings": settings})
+        return raw_dir_sensor(context)
+
+    first = evaluate()
+    assert len(first.run_requests) == 1
+    assert "no new or changed files among 1" in evaluate(first.cursor).skip_reason.skip_message
+    put(bucket, "raw/b.txt", b"two")
+    (request,) = evaluate(first.cursor).run_requests
+    assert request.tags["docthemes/raw_files"] == "2"
+    missing = PipelineSettings(raw_dir="s3://no-such-bucket/raw", processed_dir="data/processed")
+    result = raw_dir_sensor(dg.build_sensor_context(resources={"settings": missing}))
+    assert "does not exist" in result.skip_reason.skip_message
+
+
+def test_a_mirrored_raw_dir_reads_as_its_objects_with_their_urls_and_rejects(bucket, tmp_path):
+    from pipeline.corpus import CORPUS_TABLES, write_corpus
+    from pipeline.ingest import IngestConfig
+
+    url = f"s3://{bucket}/raw"
+    put(bucket, "raw/a.txt", b"Russia and China signed a gas deal on Monday, officials said.\n")
+    put(bucket, "raw/a//b.txt", b"A key with an empty part.\n")
+    report = mirror_objects(url, tmp_path / "mirror")
+    paths = {n: tmp_path / "out" / f"{n}.parquet" for n in CORPUS_TABLES}
+    paths["documents"].parent.mkdir()
+    write_corpus(
+        tmp_path / "mirror",
+        IngestConfig(),
+        paths,
+        max_sentence_chars=1000,
+        rejected=report.rejected,
+        raw_location=url,
+    )
+    documents = read_table(paths["documents"]).to_pylist()
+    assert [(d["source_path"], d["ingested_from"]) for d in documents] == [
+        ("a.txt", f"{url}/a.txt")
+    ]
+    rejected = read_table(paths["rejected_files"]).to_pylist()
+    assert [(r["source_path"], r["reason"]) for r in rejected] == [("a//b.txt", "bad_filename")]
