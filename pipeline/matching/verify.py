@@ -260,8 +260,8 @@ def extract_facts(text: str) -> Facts:
             quantities.append(Quantity("date", month * 32 + day, month * 32 + day, "exact"))
             dated.append(m.span("day"))
     for m in _WEEKDAY.finditer(text):
-        day = float(_WEEKDAYS.index(m.group(1)))
-        quantities.append(Quantity("weekday", day, day, "exact"))
+        weekday = _WEEKDAYS.index(m.group(1))
+        quantities.append(Quantity("weekday", weekday, weekday, "exact"))
     for m in _QUANTITY.finditer(text):
         if any(a <= m.start("num") < b for a, b in dated):
             continue
