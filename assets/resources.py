@@ -304,6 +304,16 @@ class RunLockResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         store = open_store(self.processed_dir, self.lease_ttl_s)
         self._held = store.lock(self.timeout_s)
         self._held.__enter__()
+        try:
+            self._prepare(context, store)
+        except BaseException:
+            # Dagster does not tear down a resource whose setup failed: release the lock here
+            # (an s3:// lease would otherwise block the next run until it expires).
+            self.teardown_after_execution(context)
+            raise
+
+    def _prepare(self, context: dg.InitResourceContext, store: TableStore) -> None:
+        """Under the lock: finish killed publications, sync, resume or clear staging."""
         finished = store.recover()
         if finished and context.log is not None:
             context.log.warning(f"finished the publication of killed runs: {', '.join(finished)}")
@@ -334,7 +344,6 @@ class RunLockResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         parent_run = context.instance.get_run_by_id(parent) if context.instance else None
         if parent_run is not None and parent_run.status == dg.DagsterRunStatus.SUCCESS:
             return  # it published: its tables are the published ones
-        self.teardown_after_execution(context)
         raise dg.Failure(
             f"cannot re-execute run {parent}: the tables it staged are gone (another run has "
             "started since, or its output dir changed), so the steps this re-execution skips "

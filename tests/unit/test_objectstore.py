@@ -322,3 +322,19 @@ def test_a_mirrored_raw_dir_reads_as_its_objects_with_their_urls_and_rejects(buc
     ]
     rejected = read_table(paths["rejected_files"]).to_pylist()
     assert [(r["source_path"], r["reason"]) for r in rejected] == [("a//b.txt", "bad_filename")]
+
+
+def test_a_run_whose_lock_step_fails_releases_the_lease(bucket, monkeypatch):
+    import dagster as dg
+
+    from assets.resources import RunLockResource
+
+    def unreachable(self):
+        raise OSError("the store went away")
+
+    monkeypatch.setattr(TableStore, "sync", unreachable)
+    resource = RunLockResource(processed_dir=f"s3://{bucket}/out", timeout_s=0)
+    with pytest.raises(OSError, match="went away"):
+        resource.setup_for_execution(dg.build_init_resource_context())
+    fs, _ = filesystem(f"s3://{bucket}")
+    assert not fs.exists(f"{bucket}/out/{LOCK_OBJECT}")  # the next run need not wait for it
