@@ -370,6 +370,9 @@ def summarize(result: dg.ExecuteInProcessResult) -> str:
     )
     if result.success and not docs.get("files_read") and not emb.get("cache_misses"):
         work += "\n  nothing new since the last run: the tables are unchanged"
+    if result.success and meta.get("runs", {}).get("published_to"):
+        run = meta["runs"]
+        work += f"\n  published to {run['published_to']} (snapshot {run.get('snapshot', '?')})"
     outcome = "succeeded" if result.success else "FAILED: the published tables are untouched"
     return f"docthemes run {outcome} (run id {result.run_id})\n{work}\n" + "\n".join(rows)
 

@@ -77,6 +77,8 @@ def runs(
         metadata={
             **table_metadata(table, path),
             "published_tables": ", ".join(published),
+            "published_to": store.location,
+            "snapshot": snapshot.name if (snapshot := store.current_snapshot()) else "",
             "inputs_sha256": row["inputs_sha256"],
             **{f"rows_{k}": v for k, v in counts.items()},
         }

@@ -63,6 +63,7 @@ def test_raw_and_output_on_s3_give_the_local_profiles_tables(s3, seeds, local_ru
 
     proc = s3_run(tmp_path, s3, "first")
     assert proc.wait(timeout=300) == 0, proc.stderr.read()[-3000:]
+    assert f"published to {OUT} (snapshot " in proc.stdout.read()
     got = published()
     reference = got["documents"]
     want = {name: pd.read_parquet(local_run / f"{name}.parquet") for name in TABLES}

@@ -172,6 +172,7 @@ def test_cli_reports_when_nothing_is_new(seed_dir, tmp_path, embedder):
     report = summarize(again)
     assert "read 0 new or changed files (2 unchanged)" in report
     assert "nothing new since the last run" in report and "23/23 checks passed" in report
+    assert f"published to {out} (snapshot 0000000" in report
     # ...and it is true, themes included: the same inputs give last night's theme tables.
     second = read_all(out)
     for name in TABLES:
