@@ -91,8 +91,8 @@ def copy_articles(files: list[Path], raw: Path) -> None:
 
 
 def cli_run(
-    raw: Path,
-    out: Path,
+    raw: Path | str,
+    out: Path | str,
     home: Path,
     sample: Callable[[int], None] | None = None,
     interval: float = 0.1,
