@@ -159,6 +159,10 @@ class TableStore:
         ``<table>.parquet`` path resolves: a reader sees last night's set or tonight's, never a
         mix. A run killed after the rename is rolled forward by :meth:`recover`. The newest
         ``keep`` snapshots stay, for :meth:`rollback`.
+
+        With a ``remote`` store the snapshot is first uploaded and published there (one
+        conditional PUT of its pointer); if that fails, the local snapshot is marked rolled
+        back, the local copy keeps last night's set, and the error is raised.
         """
         stage = self.base_dir / STAGING_DIR / run_id
         if not stage.is_dir():
