@@ -338,3 +338,23 @@ def test_a_run_whose_lock_step_fails_releases_the_lease(bucket, monkeypatch):
         resource.setup_for_execution(dg.build_init_resource_context())
     fs, _ = filesystem(f"s3://{bucket}")
     assert not fs.exists(f"{bucket}/out/{LOCK_OBJECT}")  # the next run need not wait for it
+
+
+def test_docthemes_rollback_switches_the_stores_pointer(bucket, monkeypatch):
+    from typer.testing import CliRunner
+
+    from assets.cli import app
+
+    url = f"s3://{bucket}/out"
+    store = open_store(url)
+    with store.lock():
+        for i, n in enumerate((1, 2), 1):
+            _stage(store, f"r{i}", {"a": n})
+            store.publish(f"r{i}")
+    monkeypatch.setenv("DOCTHEMES_PROCESSED_DIR", url)
+    result = CliRunner().invoke(app, ["rollback"])
+    assert result.exit_code == 0, result.output
+    assert f"{url} now publishes snapshot" in result.output
+    assert _remote_rows(url, "a") == 1
+    again = CliRunner().invoke(app, ["rollback"])
+    assert again.exit_code == 2 and "no earlier snapshot" in again.output
