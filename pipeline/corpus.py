@@ -134,6 +134,7 @@ def build_corpus(
     signatures_path: str | os.PathLike[str] | None = None,
     batching: Batching = Batching(),
     workers: Workers = Workers(),
+    read_on: Workers | None = None,
 ) -> Corpus:
     """:func:`write_corpus` into a temporary dir, read back: for tests and small corpora."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -147,6 +148,7 @@ def build_corpus(
             signatures_path=signatures_path,
             batching=batching,
             workers=workers,
+            read_on=read_on,
         )
         tables = {name: read_table(path) for name, path in paths.items()}
     return Corpus(tables, stats)

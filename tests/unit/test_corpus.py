@@ -169,12 +169,21 @@ def test_reading_and_splitting_in_worker_processes_gives_the_same_tables(tmp_pat
         first_night = build_corpus(
             raw, IngestConfig(), max_sentence_chars=1000, batching=small, workers=workers
         )
+        # A raw dir only the driver has (an s3:// mirror): read here, split on the workers.
+        split_there = build_corpus(
+            raw,
+            IngestConfig(),
+            max_sentence_chars=1000,
+            batching=small,
+            workers=workers,
+            read_on=Workers(),
+        )
     assert (there.stats.docs_split, there.stats.docs_reused) == (1, 10)
     assert (there.stats.n_read, here.stats.n_read) == (1, 1)
     assert first_night.stats.n_read == 12 and first_night.stats.outcomes["rejected_binary"] == 1
     read_here = build_corpus(raw, IngestConfig(), max_sentence_chars=1000)
     assert first_night.stats == read_here.stats
-    for got, want in ((there, here), (first_night, read_here)):
+    for got, want in ((there, here), (first_night, read_here), (split_there, read_here)):
         for name in CORPUS_TABLES:
             a, b = got.tables[name], want.tables[name]
             if name == "documents":
