@@ -410,5 +410,5 @@ def embedder_from_env(processed_dir: str | None = None) -> EmbedderResource:
 
 def onnx_dir_from_env(processed_dir: str) -> str:
     """DOCTHEMES_ONNX_DIR, or the exports folder of ``processed_dir`` (its local copy's)."""
-    local = work_dir(processed_dir) if is_remote(processed_dir) else processed_dir
+    local = open_store(processed_dir).base_dir
     return os.environ.get("DOCTHEMES_ONNX_DIR") or f"{local}/_cache/onnx"

@@ -24,6 +24,7 @@ __all__ = [
     "is_remote",
     "local_path",
     "normalise",
+    "store_path",
     "work_dir",
 ]
 
@@ -45,7 +46,7 @@ def normalise(location: str) -> str:
     """A path unchanged, a ``file://`` URL as its path, an ``s3://`` URL without a final ``/``.
 
     Raises:
-        LocationError: For a URL of another store, one without a bucket, or without s3fs.
+        LocationError: For a URL of another store, or one without a bucket.
     """
     if "://" not in location:
         return location
@@ -61,11 +62,12 @@ def normalise(location: str) -> str:
     bucket = rest.split("/", 1)[0]
     if not bucket:
         raise LocationError(f"{location!r} names no bucket (s3://<bucket>/<prefix>)")
-    try:
-        import s3fs  # noqa: F401
-    except ImportError as err:  # pragma: no cover - a dependency of the package
-        raise LocationError(f"{location!r}: s3fs is not installed ({err})") from err
     return f"s3://{rest.strip('/')}"
+
+
+def store_path(url: str) -> str:
+    """The path of an ``s3://`` URL in its file system: ``bucket/prefix``."""
+    return normalise(url).split("://", 1)[1]
 
 
 def filesystem(url: str) -> tuple[Any, str]:
@@ -78,8 +80,8 @@ def filesystem(url: str) -> tuple[Any, str]:
     from fsspec.core import url_to_fs
 
     endpoint = {"endpoint_url": os.environ.get("AWS_ENDPOINT_URL")}
-    fs, root = url_to_fs(normalise(url), use_listings_cache=False, client_kwargs=endpoint)
-    return fs, str(root).rstrip("/")
+    fs, _ = url_to_fs(normalise(url), use_listings_cache=False, client_kwargs=endpoint)
+    return fs, store_path(url)
 
 
 def work_dir(url: str) -> Path:

@@ -22,7 +22,7 @@ import time
 import uuid
 from typing import Any
 
-from pipeline.locations import filesystem
+from pipeline.locations import filesystem, store_path
 
 __all__ = ["DEFAULT_TTL_S", "Lease", "LeaseHeldError", "LeaseLostError"]
 
@@ -57,8 +57,7 @@ class Lease:
         self.url = url
         self.ttl_s = ttl_s
         self.poll_s = poll_s
-        self._fs: Any = None
-        self._path = ""
+        self._path = f"{store_path(url)}/{LOCK_OBJECT}"
         self._etag: str | None = None
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -70,7 +69,6 @@ class Lease:
             LeaseHeldError: If it is still held (unexpired) when the time is up.
             FileNotFoundError: If the bucket does not exist.
         """
-        self._open()
         deadline = time.monotonic() + timeout_s
         while True:
             try:
@@ -109,7 +107,6 @@ class Lease:
         Raises:
             LeaseLostError: If it was never taken, was taken over, or has expired.
         """
-        self._open()
         held = self._read_holder()
         if (
             held is None
@@ -136,10 +133,9 @@ class Lease:
             log.warning("did not delete the lease %s: %s", self._path, err)
         self._etag = None
 
-    def _open(self) -> None:
-        if self._fs is None:
-            fs, root = filesystem(self.url)
-            self._fs, self._path = fs, f"{root}/{LOCK_OBJECT}"
+    @property
+    def _fs(self) -> Any:
+        return filesystem(self.url)[0]
 
     def _put(self, **condition: str) -> str:
         now = time.time()

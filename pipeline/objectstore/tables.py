@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.faults import fault_point
-from pipeline.locations import filesystem, is_remote, normalise, work_dir
+from pipeline.locations import filesystem, is_remote, normalise, store_path, work_dir
 from pipeline.objectstore.lease import DEFAULT_TTL_S, Lease
 from pipeline.snapshots import (
     CURRENT,
@@ -74,18 +74,14 @@ class RemoteTables:
         """Store the URL; the store is first contacted by a method call."""
         self.url = normalise(url)
         self.lease = Lease(self.url, lease_ttl_s)
-        self._fs: Any = None
-        self._root = ""
+        self._root = store_path(self.url)
 
     @property
     def fs(self) -> Any:
-        """The fsspec file system (opened on first use)."""
-        if self._fs is None:
-            self._fs, self._root = filesystem(self.url)
-        return self._fs
+        """The fsspec file system (made on first use, then reused per endpoint)."""
+        return filesystem(self.url)[0]
 
     def _path(self, *parts: str) -> str:
-        self.fs  # noqa: B018 - opens the file system, which sets the root
         return "/".join((self._root, *parts))
 
     def pointer(self) -> tuple[str | None, str | None]:
@@ -121,10 +117,10 @@ class RemoteTables:
                 return None
             store.reset()
             return f"emptied the local copy: nothing is published at {self.url}"
-        complete, rolled = self.snapshot_names()
-        target = store.base_dir / SNAPSHOTS_DIR / name
         if local is not None and local.name == name:
             return None
+        complete, rolled = self.snapshot_names()
+        target = store.base_dir / SNAPSHOTS_DIR / name
         if not (target / PUBLISHING).is_file():
             self._download(name, target, store.base_dir / SCRATCH_DIR)
         (target / ROLLED_BACK).unlink(missing_ok=True)
